@@ -1,0 +1,24 @@
+# `make run`: set up a virtualenv and run the daemon on its embedded default (tcp:8080).
+# `make test`: set up the virtualenv with the test extras and run the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+
+install: $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet .
+
+install-test: $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet ".[test]"
+
+run: install
+	$(VENV)/bin/twistd -n sse $(ARGS)
+
+test: install-test
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="twisted-sse",
+    version="0.1.0",
+    description="Server-Sent Events from Redis pub/sub on Twisted: one shared subscriber, resumable streams.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["twisted_sse", "twisted_sse.*"]) + ["twisted.plugins"],
+    package_data={"twisted.plugins": ["sse_plugin.py"]},
+    install_requires=[
+        "twisted>=26.4,<27",
+        "txredisapi~=1.6.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "hypothesis>=6.100,<7",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3.11",
+    ],
+)

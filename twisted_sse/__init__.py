@@ -1,0 +1,11 @@
+"""twisted-sse: Server-Sent Events from Redis pub/sub (or an in-process broker) on Twisted."""
+
+from twisted_sse.framing import Event, encode
+from twisted_sse.hub import Hub
+from twisted_sse.memory_broker import MemoryBroker
+from twisted_sse.resource import SSEResource
+from twisted_sse.service import SSEService
+from twisted_sse.settings import Settings
+
+__all__ = ["Event", "encode", "Hub", "MemoryBroker", "SSEResource", "SSEService", "Settings"]
+__version__ = "0.1.0"

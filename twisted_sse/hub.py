@@ -1,0 +1,123 @@
+"""Fan-out: which streams listen to which channel, and the broker subscriptions they need.
+
+Pure bookkeeping. A channel is subscribed at the broker when its first listener arrives
+and unsubscribed when its last one leaves; every message is encoded once and the same
+bytes are handed to each listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_sse.framing import Event, encode
+from twisted_sse.interfaces import Broker, Listener
+
+__all__ = ["Hub"]
+
+_log = Logger()
+_PENDING = object()
+
+
+class _Channel:
+    """Listeners of one channel, and the state of its broker subscription."""
+
+    __slots__ = ("listeners", "outcome", "waiting")
+
+    def __init__(self) -> None:
+        self.listeners: set[Listener] = set()
+        self.outcome: Failure | None | object = _PENDING
+        self.waiting: list[Deferred[None]] = []
+
+
+class Hub:
+    """The registry of open streams and the channels they listen to."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._channels: dict[str, _Channel] = {}
+        self._streams: dict[Listener, tuple[str, ...]] = {}
+        broker.set_receiver(self.deliver)
+
+    @property
+    def streams_open(self) -> int:
+        return len(self._streams)
+
+    @property
+    def channels_held(self) -> int:
+        return len(self._channels)
+
+    def channels(self) -> list[str]:
+        """The channels that have at least one listener."""
+        return list(self._channels)
+
+    def add(self, listener: Listener, channels: Iterable[str]) -> Deferred[None]:
+        """Register `listener` on `channels`; fires once the broker delivers all of them."""
+        names = tuple(dict.fromkeys(channels))
+        if listener in self._streams:
+            raise ValueError("listener is already registered")
+        self._streams[listener] = names
+        return gatherResults([self._listen(name, listener) for name in names], consumeErrors=True).addCallback(
+            lambda _: None
+        )
+
+    def remove(self, listener: Listener) -> None:
+        """Forget `listener`; channels left without listeners are unsubscribed. Idempotent."""
+        for name in self._streams.pop(listener, ()):
+            channel = self._channels.get(name)
+            if channel is None or listener not in channel.listeners:
+                continue
+            channel.listeners.remove(listener)
+            if not channel.listeners:
+                # Waiters belong to listeners that are gone: they are dropped unfired.
+                del self._channels[name]
+                self._broker.unsubscribe(name)
+                _log.debug("channel {channel} released", channel=name)
+
+    def deliver(self, channel: str, event: Event) -> None:
+        """Hand one message of `channel` to each of its listeners, encoded once."""
+        held = self._channels.get(channel)
+        if held is None:
+            return
+        data = encode(event)
+        for listener in list(held.listeners):
+            listener.deliver(data)
+
+    def heartbeat(self, data: bytes) -> None:
+        """Write a keep-alive comment to every open stream."""
+        for listener in list(self._streams):
+            listener.heartbeat(data)
+
+    def _listen(self, name: str, listener: Listener) -> Deferred[None]:
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel()
+            channel.listeners.add(listener)
+            _log.debug("channel {channel} subscribing", channel=name)
+            self._broker.subscribe(name).addBoth(self._settled, name, channel)
+        else:
+            channel.listeners.add(listener)
+        if channel.outcome is _PENDING:
+            waiter: Deferred[None] = Deferred()
+            channel.waiting.append(waiter)
+            return waiter
+        if isinstance(channel.outcome, Failure):
+            return fail(channel.outcome)
+        return succeed(None)
+
+    def _settled(self, result: object, name: str, channel: _Channel) -> None:
+        """The broker answered a subscription: tell every stream that waits for it."""
+        failed = isinstance(result, Failure)
+        channel.outcome = result if failed else None
+        if failed and self._channels.get(name) is channel:
+            # Nothing is subscribed: the next listener must ask the broker again.
+            del self._channels[name]
+        waiting, channel.waiting = channel.waiting, []
+        for waiter in waiting:
+            if failed:
+                waiter.errback(result)
+            else:
+                waiter.callback(None)

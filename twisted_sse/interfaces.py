@@ -1,0 +1,50 @@
+"""The contracts between the hub and what sits on either side of it.
+
+A *broker* carries messages between publishers and this process (Redis, or the
+in-process `MemoryBroker`); a *listener* is one client stream the hub writes to.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from twisted.internet.defer import Deferred
+
+from twisted_sse.framing import Event
+
+__all__ = ["Broker", "Listener", "Receiver"]
+
+Receiver = Callable[[str, Event], None]
+"""Called by a broker for every message that arrives on a subscribed channel."""
+
+
+class Broker(Protocol):
+    """Where messages come from and go to. Channel names are the public ones (no prefix)."""
+
+    kind: str
+    """A short name for logs and /healthz: "memory", "redis"."""
+
+    def set_receiver(self, receiver: Receiver) -> None:
+        """Deliver every message of a subscribed channel to `receiver`."""
+
+    def subscribe(self, channel: str) -> Deferred[None]:
+        """Start receiving `channel`; fires once messages published from now on arrive."""
+
+    def unsubscribe(self, channel: str) -> None:
+        """Stop receiving `channel`."""
+
+    def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
+        """Publish one event; fires with its id, or None when the broker assigns none."""
+
+    def is_connected(self) -> bool:
+        """True while messages can flow."""
+
+
+class Listener(Protocol):
+    """One open client stream, as the hub sees it."""
+
+    def deliver(self, data: bytes) -> None:
+        """Write one encoded event."""
+
+    def heartbeat(self, data: bytes) -> None:
+        """Write a keep-alive comment."""

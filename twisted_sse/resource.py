@@ -1,0 +1,276 @@
+"""The HTTP surface: routing, validation, headers, and publishing over HTTP.
+
+    GET  /events/{channel}                    one stream
+    GET  /events?channel=a&channel=b          one stream for several channels
+    POST /events/{channel}[?event=TYPE]       publish the body (Bearer token needed)
+    HEAD, OPTIONS on both;  GET /healthz
+
+Errors are plain text with a status that says what is wrong. A stream request is only
+refused (4xx) when it can never work: a browser's EventSource gives up for good on any
+non-200 answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from twisted_sse.framing import check_field
+from twisted_sse.hub import Hub
+from twisted_sse.interfaces import Broker
+from twisted_sse.settings import CHANNEL_RULE, MAX_CHANNELS_PER_STREAM, Settings, valid_channel
+from twisted_sse.stream import EventStream
+
+__all__ = ["SSEResource"]
+
+_log = Logger()
+
+MAX_EVENT_TYPE = 256
+_PREFLIGHT_HEADERS = b"Authorization, Content-Type, Last-Event-ID, Cache-Control"
+
+
+class _Refused(Exception):
+    """A request that gets a plain-text error answer."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _plain(request: Request, code: int, message: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-cache")
+    return message.encode("utf-8") + b"\n"
+
+
+def _json(request: Request, code: int, value: object) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-cache")
+    return json.dumps(value).encode("utf-8") + b"\n"
+
+
+def _checked_channel(raw: bytes) -> str:
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        name = ""
+    if not valid_channel(name):
+        raise _Refused(400, f"invalid channel name {raw.decode('utf-8', 'replace')!r}: use {CHANNEL_RULE}")
+    return name
+
+
+@dataclass
+class _Surface:
+    """What every resource of one service shares."""
+
+    hub: Hub
+    broker: Broker
+    settings: Settings
+    clock: IReactorTime
+    publish_token: str
+
+    def cors(self, request: Request) -> None:
+        origins = self.settings.cors_origins
+        if not origins:
+            return
+        if "*" in origins:
+            request.setHeader(b"access-control-allow-origin", b"*")
+            return
+        request.setHeader(b"vary", b"Origin")
+        origin = request.getHeader(b"origin")
+        if origin is not None and origin.decode("latin-1") in origins:
+            request.setHeader(b"access-control-allow-origin", origin)
+
+    def preflight(self, request: Request, methods: Sequence[bytes]) -> bytes:
+        allow = b", ".join((*methods, b"OPTIONS"))
+        request.setHeader(b"allow", allow)
+        if request.responseHeaders.hasHeader(b"access-control-allow-origin"):
+            request.setHeader(b"access-control-allow-methods", allow)
+            request.setHeader(b"access-control-allow-headers", _PREFLIGHT_HEADERS)
+            request.setHeader(b"access-control-max-age", b"600")
+        request.setResponseCode(204)
+        return b""
+
+    def check_token(self, request: Request) -> None:
+        header = request.getHeader(b"authorization")
+        scheme, _, token = (header or b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            request.setHeader(b"www-authenticate", b'Bearer realm="twisted-sse"')
+            raise _Refused(401, "publishing needs an 'Authorization: Bearer TOKEN' header")
+        if not hmac.compare_digest(token.strip(), self.publish_token.encode("utf-8")):
+            raise _Refused(403, "the publish token is not valid")
+
+    def open_stream(self, request: Request, channels: Sequence[str]) -> int | bytes:
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-accel-buffering", b"no")
+        if request.method == b"HEAD":
+            return b""
+        stream = EventStream(request, self.hub, channels, self.clock, self.settings.max_queue)
+        stream.open(self.settings.retry_ms)
+        return NOT_DONE_YET
+
+    def publish(self, request: Request, channel: str) -> int | bytes:
+        self.check_token(request)
+        limit = self.settings.max_message_size
+        declared = request.getHeader(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _Refused(413, f"the body is larger than {limit} bytes")
+        data = request.content.read(limit + 1)
+        if len(data) > limit:
+            raise _Refused(413, f"the body is larger than {limit} bytes")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused(400, "the body is not valid UTF-8") from None
+        event = self._event_type(request)
+        finished: list[bool] = []
+        request.notifyFinish().addBoth(finished.append)
+
+        def published(event_id: str | None) -> None:
+            if not finished:
+                request.write(_json(request, 200, {"channel": channel, "id": event_id}))
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            _log.warn("publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage())
+            if not finished:
+                request.setHeader(b"retry-after", b"1")
+                request.write(_plain(request, 503, f"publishing failed: {failure.getErrorMessage()}"))
+                request.finish()
+
+        self.broker.publish(channel, data, event).addCallbacks(published, failed)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _event_type(request: Request) -> str | None:
+        raw = request.args.get(b"event", [b""])[0]
+        try:
+            event = raw.decode("utf-8")
+            check_field("event", event)
+        except (UnicodeDecodeError, ValueError):
+            raise _Refused(400, "the event type must be UTF-8 without CR, LF or NUL") from None
+        if len(event) > MAX_EVENT_TYPE:
+            raise _Refused(400, f"the event type is longer than {MAX_EVENT_TYPE} characters")
+        return event or None
+
+
+class _Page(Resource):
+    """Dispatches on method, answers OPTIONS and 405 itself, turns `_Refused` into text."""
+
+    methods: tuple[bytes, ...] = ()
+
+    def __init__(self, surface: _Surface) -> None:
+        super().__init__()
+        self._surface = surface
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return _ErrorPage(404, "no such resource")
+
+    def render(self, request: Request) -> int | bytes:
+        self._surface.cors(request)
+        if request.method == b"OPTIONS":
+            return self._surface.preflight(request, self.methods)
+        if request.method not in self.methods:
+            request.setHeader(b"allow", b", ".join((*self.methods, b"OPTIONS")))
+            allowed = ", ".join(m.decode("ascii") for m in self.methods)
+            return _plain(request, 405, f"method not allowed here; use {allowed}")
+        try:
+            return self.answer(request)
+        except _Refused as refused:
+            return _plain(request, refused.code, refused.message)
+
+    def answer(self, request: Request) -> int | bytes:
+        raise NotImplementedError
+
+
+class _ErrorPage(Resource):
+    isLeaf = True
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__()
+        self._code = code
+        self._message = message
+
+    def render(self, request: Request) -> bytes:
+        return _plain(request, self._code, self._message)
+
+
+class _Channel(_Page):
+    """`/events/{channel}`: a stream of one channel, and publishing to it."""
+
+    methods = (b"GET", b"HEAD", b"POST")
+
+    def __init__(self, surface: _Surface, channel: str) -> None:
+        super().__init__(surface)
+        self._channel = channel
+
+    def answer(self, request: Request) -> int | bytes:
+        if request.method == b"POST":
+            return self._surface.publish(request, self._channel)
+        return self._surface.open_stream(request, [self._channel])
+
+
+class _Events(_Page):
+    """`/events?channel=a&channel=b`: one stream for several channels."""
+
+    methods = (b"GET", b"HEAD")
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        try:
+            return _Channel(self._surface, _checked_channel(path))
+        except _Refused as refused:
+            return _ErrorPage(refused.code, refused.message)
+
+    def answer(self, request: Request) -> int | bytes:
+        raw = request.args.get(b"channel", [])
+        if not raw:
+            raise _Refused(400, "name a channel: /events/{channel} or /events?channel=a&channel=b")
+        if len(raw) > MAX_CHANNELS_PER_STREAM:
+            raise _Refused(400, f"at most {MAX_CHANNELS_PER_STREAM} channels per stream")
+        return self._surface.open_stream(request, list(dict.fromkeys(_checked_channel(c) for c in raw)))
+
+
+class _Health(_Page):
+    """`/healthz`: 200 with JSON while messages can flow, 503 while they can't."""
+
+    methods = (b"GET", b"HEAD")
+
+    def answer(self, request: Request) -> bytes:
+        surface = self._surface
+        connected = surface.broker.is_connected()
+        report = {
+            "status": "ok" if connected else "unavailable",
+            "broker": surface.broker.kind,
+            "connected": connected,
+            "streams": surface.hub.streams_open,
+            "channels": surface.hub.channels_held,
+        }
+        return _json(request, 200 if connected else 503, report)
+
+
+class SSEResource(_Page):
+    """The root of twisted-sse's URL space: `events/` and `healthz`. Mount it anywhere."""
+
+    def __init__(
+        self, hub: Hub, broker: Broker, settings: Settings, clock: IReactorTime, publish_token: str
+    ) -> None:
+        super().__init__(_Surface(hub, broker, settings, clock, publish_token))
+        self.putChild(b"events", _Events(self._surface))
+        self.putChild(b"healthz", _Health(self._surface))
+
+    def render(self, request: Request) -> bytes:
+        return _plain(request, 404, "no such resource; streams are at events/{channel}")

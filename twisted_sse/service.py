@@ -1,0 +1,99 @@
+"""The service that `twistd sse` runs, and the entry point for embedding applications.
+
+    service = SSEService(Settings(listen=("tcp:8080",)))
+    service.setServiceParent(application)        # or your own MultiService
+    service.publish("news", b"hello")            # publish in-process
+
+or mount `service.resource` under your own `Site` with `Settings(listen=())`.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from twisted_sse.framing import check_field
+from twisted_sse.heartbeat import Heartbeat
+from twisted_sse.hub import Hub
+from twisted_sse.interfaces import Broker
+from twisted_sse.memory_broker import MemoryBroker
+from twisted_sse.resource import SSEResource
+from twisted_sse.settings import CHANNEL_RULE, Settings, valid_channel
+
+__all__ = ["SSEService"]
+
+_log = Logger()
+
+
+class SSEService(MultiService):
+    """Hub, broker, heartbeat and HTTP listeners of one twisted-sse process.
+
+    `resource` is the HTTP surface (mount it in a `Site` of your own), `hub` reports
+    what is open, `publish` sends an event from this process. `reactor` defaults to the
+    global one; pass a `MemoryReactorClock` in tests.
+    """
+
+    def __init__(
+        self, settings: Settings = Settings(), reactor: IReactorTime | None = None, broker: Broker | None = None
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as _global
+
+            reactor = _global  # type: ignore[assignment]
+        self.settings = settings
+        self.broker: Broker = broker if broker is not None else MemoryBroker()
+        self.hub = Hub(self.broker)
+        self._token_generated = settings.publish_token is None
+        self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
+        self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token)
+        Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
+        site = Site(self.resource)
+        site.displayTracebacks = False
+        for description in settings.listen:
+            strports.service(description, site, reactor=reactor).setServiceParent(self)  # type: ignore[arg-type]
+
+    def publish(self, channel: str, data: bytes | str, event: str | None = None) -> Deferred[str | None]:
+        """Publish one event to `channel`; fires with its id (None when it has none).
+
+        Raises ValueError at once for an invalid channel name or event type.
+        """
+        if not valid_channel(channel):
+            raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
+        if event is not None:
+            check_field("event type", event)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        return self.broker.publish(channel, data, event)
+
+    def startService(self) -> None:
+        _log.info(
+            "twisted-sse on {listen} with the {broker} broker",
+            listen=", ".join(self.settings.listen) or "(no listener: mounted by the application)",
+            broker="in-process (no Redis)" if self.broker.kind == "memory" else self.broker.kind,
+        )
+        if self._token_generated:
+            _log.info(
+                "no --publish-token given; generated one for this run. Publish with:\n"
+                "  curl -X POST -H 'Authorization: Bearer {token}' --data-binary hello {url}",
+                token=self.publish_token,
+                url=_example_url(self.settings.listen),
+            )
+        super().startService()
+
+
+def _example_url(listen: tuple[str, ...]) -> str:
+    """A URL for the log's curl example, taken from the first TCP or SSL listener."""
+    for description in listen:
+        kind, _, rest = description.partition(":")
+        port = rest.split(":")[0].removeprefix("port=")
+        if kind in ("tcp", "tcp6", "ssl") and port.isdigit():
+            scheme = "https" if kind == "ssl" else "http"
+            return f"{scheme}://127.0.0.1:{port}/events/news"
+    return "http://HOST:PORT/events/news"

@@ -1,0 +1,40 @@
+"""Everything a twisted-sse service can be told, with its defaults, in one value."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Settings", "valid_channel", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM"]
+
+_CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+CHANNEL_RULE = "1-128 characters from A-Z a-z 0-9 _ . : -"
+MAX_CHANNELS_PER_STREAM = 64
+"""How many channels one `GET /events?channel=...` may name."""
+
+
+def valid_channel(name: str) -> bool:
+    """True when `name` is a channel name a client may use."""
+    return _CHANNEL.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configuration of one service; `twistd sse` fills it from the command line."""
+
+    listen: tuple[str, ...] = ("tcp:8080",)
+    """Twisted server endpoint strings to serve HTTP on; empty to serve none (embedding)."""
+    prefix: str = "sse:"
+    """Prepended to a channel name to make its Redis pub/sub channel."""
+    heartbeat: float = 15.0
+    """Seconds between keep-alive comments on every stream; 0 turns them off."""
+    retry_ms: int = 3000
+    """Sent to clients as `retry:`: how long to wait before reconnecting."""
+    publish_token: str | None = None
+    """Bearer token for HTTP publishing; None: one is generated at start and logged."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS (`*` for any); empty: no CORS headers."""
+    max_message_size: int = 1024 * 1024
+    """Largest body an HTTP publish may have, in bytes."""
+    max_queue: int = 1024 * 1024
+    """Bytes held for one slow client before it is disconnected."""

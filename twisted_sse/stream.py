@@ -1,0 +1,144 @@
+"""One client's event stream: writes, back-pressure, and the single cleanup path.
+
+Everything a stream holds (its hub registration, its producer registration) is released
+in `_finished`, which `request.notifyFinish()` reaches however the connection ended: the
+client left (FIN or RST), the server closed it, or the client was too slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from twisted_sse.framing import encode_retry
+from twisted_sse.hub import Hub
+
+__all__ = ["EventStream", "describe_peer"]
+
+_log = Logger()
+
+
+def describe_peer(request: Request) -> str:
+    """The client's address as `host:port`, or the address's own text for others."""
+    address = request.getClientAddress()
+    host = getattr(address, "host", None)
+    if host is None:
+        return str(address)
+    return f"{host}:{address.port}"
+
+
+@implementer(IPushProducer)
+class EventStream:
+    """Writes what the hub delivers to one HTTP response, never holding more than `max_queue` bytes.
+
+    While the client's socket buffer is full the transport pauses this producer; events
+    are then queued here, heartbeats skipped, and a client whose queue passes
+    `max_queue` bytes is disconnected (it reconnects and resumes) so that it can't cost
+    the process unbounded memory.
+    """
+
+    def __init__(
+        self, request: Request, hub: Hub, channels: Sequence[str], clock: IReactorTime, max_queue: int
+    ) -> None:
+        self._request = request
+        self._hub = hub
+        self.channels = tuple(channels)
+        self._clock = clock
+        self._max_queue = max_queue
+        self._paused = False
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._closed = False
+        self._opened_at = clock.seconds()
+        self.peer = describe_peer(request)
+        self.events_sent = 0
+
+    def open(self, retry_ms: int) -> None:
+        """Send the first bytes at once and start listening. Headers are the caller's."""
+        self._request.registerProducer(self, True)
+        self._request.write(encode_retry(retry_ms))
+        self._request.notifyFinish().addBoth(self._finished)
+        _log.info("stream opened: {channels} from {peer}", channels=",".join(self.channels), peer=self.peer)
+        self._hub.add(self, self.channels).addErrback(self._not_subscribed)
+
+    # Listener: what the hub calls.
+
+    def deliver(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self.events_sent += 1
+        if self._paused:
+            self._queue(data)
+        else:
+            self._request.write(data)
+
+    def heartbeat(self, data: bytes) -> None:
+        # A paused client has bytes in flight already: it needs no keep-alive.
+        if not self._closed and not self._paused:
+            self._request.write(data)
+
+    # IPushProducer: what the transport calls.
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._pending and not self._closed:
+            data = b"".join(self._pending)
+            self._pending = []
+            self._pending_bytes = 0
+            self._request.write(data)
+
+    def stopProducing(self) -> None:
+        """The connection is going away; `_finished` does the cleanup."""
+
+    # Ending.
+
+    def close(self) -> None:
+        """End the response from the server side (the client may reconnect)."""
+        if self._closed:
+            return
+        self._request.unregisterProducer()
+        self._request.finish()
+
+    def abort(self, why: str) -> None:
+        """Cut the connection at once, dropping what is queued."""
+        if self._closed:
+            return
+        _log.warn("stream from {peer} cut: {why}", peer=self.peer, why=why)
+        self._pending = []
+        self._request.transport.abortConnection()
+
+    def _queue(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes > self._max_queue:
+            self.abort(f"client too slow, more than {self._max_queue} bytes queued")
+
+    def _not_subscribed(self, failure: Failure) -> None:
+        _log.warn(
+            "stream from {peer} closed: subscribing {channels} failed: {error}",
+            peer=self.peer,
+            channels=",".join(self.channels),
+            error=failure.getErrorMessage(),
+        )
+        self.close()
+
+    def _finished(self, result: object) -> None:
+        """The one cleanup path: reached whatever ended the response."""
+        self._closed = True
+        self._pending = []
+        self._hub.remove(self)
+        _log.info(
+            "stream closed: {channels} from {peer} after {duration:.1f}s, {events} events",
+            channels=",".join(self.channels),
+            peer=self.peer,
+            duration=self._clock.seconds() - self._opened_at,
+            events=self.events_sent,
+        )

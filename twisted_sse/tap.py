@@ -1,0 +1,102 @@
+"""`twistd sse`: command-line options, and the hand-off to `SSEService`."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from twisted.application.service import IService
+from twisted.internet import endpoints
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import Logger
+from twisted.python import usage
+
+from twisted_sse.capacity import RESERVED_FILES, raise_open_files_limit
+from twisted_sse.settings import Settings
+
+__all__ = ["Options", "makeService"]
+
+_log = Logger()
+_DEFAULTS = Settings()
+_ORIGIN = re.compile(r"https?://[^\s/?#]+")
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Stream publish/subscribe channels to browsers as Server-Sent Events: "
+        "GET /events/{channel} streams, POST /events/{channel} publishes."
+    )
+    optParameters = [
+        ["prefix", None, _DEFAULTS.prefix, "Redis pub/sub channel prefix: channel news is <prefix>news."],
+        ["heartbeat", None, str(_DEFAULTS.heartbeat), "Seconds between keep-alive comments; 0 = off."],
+        ["retry", None, str(_DEFAULTS.retry_ms), "Reconnect delay sent to clients as retry:, in ms."],
+        [
+            "publish-token",
+            None,
+            None,
+            "Bearer token that HTTP publishing requires (default: env SSE_PUBLISH_TOKEN, "
+            "else one generated at start and logged).",
+        ],
+        ["max-message-size", None, str(_DEFAULTS.max_message_size), "Largest published body, in bytes."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["cors-origin"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Endpoint to serve HTTP on: tcp:8080:interface=127.0.0.1, unix:/run/sse.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem, ... Repeatable. [default: tcp:8080]"""  # noqa: E501
+        self["listen"].append(description)
+
+    def opt_cors_origin(self, origin: str) -> None:
+        """Origin allowed to use the server from a browser (https://app.example), or * for any. Repeatable. [default: none, no CORS headers]"""  # noqa: E501
+        self["cors-origin"].append(origin)
+
+    def postOptions(self) -> None:
+        listen = tuple(self["listen"]) or _DEFAULTS.listen
+        for description in listen:
+            try:
+                endpoints.serverFromString(MemoryReactor(), description)
+            except Exception as error:  # endpoint parsers raise many kinds
+                raise usage.UsageError(f"--listen {description!r}: {error}") from None
+        for origin in self["cors-origin"]:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise usage.UsageError(f"--cors-origin {origin!r}: give * or an origin like https://app.example")
+        token = self["publish-token"] or os.environ.get("SSE_PUBLISH_TOKEN") or None
+        if token is not None and (not token.isprintable() or " " in token):
+            raise usage.UsageError("--publish-token: use printable characters without spaces")
+        self.settings = Settings(
+            listen=listen,
+            prefix=self["prefix"],
+            heartbeat=_number(self, "heartbeat", float, minimum=0),
+            retry_ms=_number(self, "retry", int, minimum=0),
+            publish_token=token,
+            cors_origins=tuple(self["cors-origin"]),
+            max_message_size=_number(self, "max-message-size", int, minimum=1),
+        )
+
+
+def _number(options: usage.Options, name: str, kind: type, minimum: float) -> float | int:
+    raw = options[name]
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise usage.UsageError(f"--{name} {raw!r}: not a {kind.__name__ if kind is int else 'number'}") from None
+    if not minimum <= value < float("inf"):
+        raise usage.UsageError(f"--{name} {raw!r}: must be at least {minimum}")
+    return value
+
+
+def makeService(options: Options) -> IService:
+    """Build the daemon's service from parsed options."""
+    from twisted_sse.service import SSEService
+
+    limit = raise_open_files_limit()
+    _log.info(
+        "open-files limit {limit}: room for about {streams} streams",
+        limit=limit,
+        streams=max(limit - RESERVED_FILES, 0),
+    )
+    return SSEService(options.settings)
