@@ -54,7 +54,7 @@ class SSEService(MultiService):
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token)
         Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
-        site = Site(self.resource)
+        site = Site(self.resource, reactor=reactor)
         site.displayTracebacks = False
         for description in settings.listen:
             strports.service(description, site, reactor=reactor).setServiceParent(self)  # type: ignore[arg-type]

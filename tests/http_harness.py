@@ -1,0 +1,106 @@
+"""Drive a twisted-sse `Site` over in-memory transports: real HTTP parsing, no sockets."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+
+from tests.sse_parser import Dispatched, SSEParser
+from twisted_sse.interfaces import Broker
+from twisted_sse.service import SSEService
+from twisted_sse.settings import Settings
+
+_ports = itertools.count(40000)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    complete: bool
+
+    def events(self) -> list[Dispatched]:
+        return SSEParser().feed(self.body)
+
+
+def _dechunk(data: bytes) -> tuple[bytes, bool]:
+    body = b""
+    while data:
+        size_line, sep, rest = data.partition(b"\r\n")
+        if not sep:
+            break
+        size = int(size_line, 16)
+        if size == 0:
+            return body, True
+        if len(rest) < size + 2:
+            break
+        body += rest[:size]
+        data = rest[size + 2 :]
+    return body, False
+
+
+class Client:
+    """One HTTP connection to the site."""
+
+    def __init__(self, site: Site) -> None:
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", next(_ports)))
+        self.protocol = site.buildProtocol(self.transport.getPeer())
+        self.protocol.makeConnection(self.transport)
+
+    def send(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        lines = [f"{method} {path} HTTP/1.1", "Host: test"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if body or method in ("POST", "PUT"):
+            lines.append(f"Content-Length: {len(body)}")
+        self.protocol.dataReceived("\r\n".join(lines).encode("utf-8") + b"\r\n\r\n" + body)
+
+    def response(self) -> Response:
+        raw = self.transport.value()
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            body, complete = _dechunk(rest)
+        else:
+            length = int(headers.get("content-length", len(rest)))
+            body, complete = rest[:length], len(rest) >= length
+        return Response(int(status_line.split()[1]), headers, body, complete)
+
+    def drop(self) -> None:
+        """The client goes away."""
+        self.protocol.connectionLost(Failure(ConnectionDone("client left")))
+
+
+class Harness:
+    """An `SSEService` on a `Clock`, served through an in-memory `Site`."""
+
+    def __init__(self, broker: Broker | None = None, **settings: object) -> None:
+        settings.setdefault("publish_token", "secret")
+        self.clock = Clock()
+        self.service = SSEService(Settings(listen=(), **settings), reactor=self.clock, broker=broker)
+        self.service.startService()
+        self.site = Site(self.service.resource, reactor=self.clock)
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Response:
+        client = Client(self.site)
+        client.send(method, path, headers, body)
+        return client.response()
+
+    def stream(self, path: str, headers: dict[str, str] | None = None) -> Client:
+        client = Client(self.site)
+        client.send("GET", path, headers)
+        return client
+
+    def publish(self, channel: str, body: bytes, query: str = "") -> Response:
+        return self.request("POST", f"/events/{channel}{query}", {"Authorization": "Bearer secret"}, body)

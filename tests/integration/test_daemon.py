@@ -1,0 +1,141 @@
+"""A real `twistd sse` process on the in-process broker, driven by real HTTP clients."""
+
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from tests.live import REPO, TWISTD, Daemon, LiveStream, free_port, get, health, source_env, wait_until
+from tests.sse_parser import Dispatched
+
+TOKEN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    process = Daemon(tmp_path, "--publish-token", "s3cret")
+    yield process
+    process.stop()
+
+
+def test_twistd_lists_sse():
+    """`twistd --help` lists the sse command."""
+    out = subprocess.run([*TWISTD, "--help"], capture_output=True, text=True, env=source_env(), cwd=REPO)
+    assert re.search(r"^\s+sse\s", out.stdout, re.M), out.stdout
+
+
+def test_bad_option_is_a_usage_error(tmp_path):
+    """A bad option value stops twistd with a usage error naming the option."""
+    out = subprocess.run([*TWISTD, "-n", "sse", "--heartbeat", "often"], capture_output=True, text=True,
+                         env=source_env(), cwd=tmp_path)  # fmt: skip
+    assert out.returncode != 0
+    assert "--heartbeat" in out.stdout + out.stderr
+
+
+def test_publish_reaches_every_stream_within_milliseconds(daemon):
+    """A POST reaches every connected client of the channel, multi-line data and type intact."""
+    streams = [LiveStream(daemon.port, "/events/news") for _ in range(3)]
+    other = LiveStream(daemon.port, "/events?channel=sport&channel=news")
+    wait_until(lambda: health(daemon.port)["streams"] == 4, timeout=5)
+    for stream in streams:
+        assert stream.response.status == 200
+        assert stream.response.getheader("content-type") == "text/event-stream; charset=utf-8"
+    started = time.monotonic()
+    status, _, body = get(daemon.port, "/events/news?event=update", "POST", b'{"a": 1}\nsecond', TOKEN)
+    assert (status, json.loads(body)) == (200, {"channel": "news", "id": None})
+    expected = [Dispatched("update", '{"a": 1}\nsecond', "")]
+    for stream in [*streams, other]:
+        assert stream.read(1) == expected
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    assert streams[0].parser.retry == 3000
+
+
+def test_generated_token_is_logged_with_a_curl_line(tmp_path):
+    """Without a token the daemon logs one in a ready-to-paste curl line, and it works."""
+    process = Daemon(tmp_path)
+    try:
+        match = wait_until(lambda: re.search(r"Authorization: Bearer (\S+?)'", process.log()), timeout=5)
+        token = match.group(1)
+        assert get(process.port, "/events/news", "POST", b"x", {"Authorization": "Bearer nope"})[0] == 403
+        assert get(process.port, "/events/news", "POST", b"x", {"Authorization": f"Bearer {token}"})[0] == 200
+        assert "in-process (no Redis)" in process.log()
+        assert re.search(r"room for about \d+ streams", process.log())
+    finally:
+        process.stop()
+
+
+def _open_raw_stream(port: int, channel: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"GET /events/{channel} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock
+
+
+def test_hundreds_of_clients_dropped_abruptly_and_politely_leave_nothing(daemon):
+    """300 clients cut by RST and 300 closed by FIN are all released within one second."""
+    survivor = LiveStream(daemon.port, "/events/keep")
+    socks = [_open_raw_stream(daemon.port, f"ch{i % 7}") for i in range(600)]
+    wait_until(lambda: health(daemon.port)["streams"] == 601, timeout=15)
+    assert health(daemon.port)["channels"] == 8
+    for sock in socks[:300]:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+        sock.close()
+    for sock in socks[300:]:
+        sock.shutdown(socket.SHUT_RDWR)  # FIN
+        sock.close()
+    dropped = time.monotonic()
+    wait_until(lambda: health(daemon.port)["streams"] == 1, timeout=1.0)
+    report = health(daemon.port)
+    assert (report["streams"], report["channels"]) == (1, 1), report
+    assert time.monotonic() - dropped < 1.0
+    assert get(daemon.port, "/events/keep", "POST", b"still here", TOKEN)[0] == 200
+    assert survivor.read(1)[0].data == "still here"
+    survivor.close()
+    wait_until(lambda: health(daemon.port)["streams"] == 0, timeout=1.0)
+    assert health(daemon.port)["channels"] == 0
+
+
+def test_daemonizes_with_pidfile_and_logfile(tmp_path):
+    """Without -n twistd detaches, writes its pid file and log, and stops on SIGTERM."""
+    port = free_port()
+    pidfile, logfile = tmp_path / "sse.pid", tmp_path / "sse.log"
+    out = subprocess.run(
+        [*TWISTD, "--pidfile", str(pidfile), "--logfile", str(logfile), "sse",
+         "--listen", f"tcp:{port}:interface=127.0.0.1", "--publish-token", "t"],
+        env=source_env(), cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=10))
+    try:
+        wait_until(lambda: _healthy(port), timeout=10)
+        assert "twisted-sse on" in logfile.read_text()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pidfile.exists(), timeout=10)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return get(port, "/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+def test_embedded_tac_example_mounts_resource_and_publishes_in_process(tmp_path):
+    """The .tac example serves its page, mounts the SSE resource at /sse and its timer's ticks arrive."""
+    process = Daemon(tmp_path, tac=REPO / "examples" / "embedded.tac")
+    try:
+        status, _, page = get(process.port, "/")
+        assert status == 200 and b"/sse/events/ticks" in page
+        stream = LiveStream(process.port, "/sse/events/ticks")
+        tick = stream.read(1)[0]
+        assert tick.type == "tick" and abs(int(tick.data) - time.time()) < 5
+        stream.close()
+    finally:
+        process.stop()

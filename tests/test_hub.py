@@ -1,0 +1,122 @@
+"""Hub: reference-counted subscriptions and fan-out, with a fake broker."""
+
+from twisted.internet.defer import fail
+
+from tests.fakes import ManualBroker, RecordingListener
+from twisted_sse.hub import Hub
+from twisted_sse.memory_broker import MemoryBroker
+
+
+def test_first_listener_subscribes_and_last_unsubscribes():
+    """A channel is subscribed once for many listeners and released with the last one."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    a, b = RecordingListener(), RecordingListener()
+    hub.add(a, ["news"])
+    hub.add(b, ["news", "sport"])
+    assert broker.calls == [("subscribe", "news"), ("subscribe", "sport")]
+    assert (hub.streams_open, hub.channels_held) == (2, 2)
+    hub.remove(a)
+    assert ("unsubscribe", "news") not in broker.calls
+    hub.remove(b)
+    assert broker.calls[2:] == [("unsubscribe", "news"), ("unsubscribe", "sport")]
+    assert (hub.streams_open, hub.channels_held) == (0, 0)
+
+
+def test_remove_is_idempotent():
+    """Removing a listener twice unsubscribes once."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    a = RecordingListener()
+    hub.add(a, ["news"])
+    hub.remove(a)
+    hub.remove(a)
+    assert broker.calls == [("subscribe", "news"), ("unsubscribe", "news")]
+
+
+def test_message_is_encoded_once_for_all_listeners():
+    """Every listener of a channel gets the very same bytes object."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    listeners = [RecordingListener() for _ in range(3)]
+    for listener in listeners:
+        hub.add(listener, ["news"])
+    other = RecordingListener()
+    hub.add(other, ["sport"])
+    broker.message("news", b"hello")
+    assert [listener.delivered for listener in listeners] == [[b"data: hello\n\n"]] * 3
+    assert listeners[0].delivered[0] is listeners[2].delivered[0]
+    assert other.delivered == []
+
+
+def test_add_waits_for_the_broker_to_confirm():
+    """A stream is ready only once the broker confirmed its channels, also for later joiners."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    first, second = RecordingListener(), RecordingListener()
+    ready_first, ready_second = [], []
+    hub.add(first, ["news"]).addCallback(ready_first.append)
+    hub.add(second, ["news"]).addCallback(ready_second.append)
+    assert (ready_first, ready_second) == ([], [])
+    broker.pending["news"].callback(None)
+    assert (ready_first, ready_second) == ([None], [None])
+    third = []
+    hub.add(RecordingListener(), ["news"]).addCallback(third.append)
+    assert third == [None]
+
+
+def test_failed_subscription_fails_its_streams_and_is_retried_by_the_next():
+    """When the broker refuses a subscription its streams hear so and the next listener asks again."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    listener = RecordingListener()
+    errors = []
+    hub.add(listener, ["news"]).addErrback(errors.append)
+    broker.pending["news"].errback(RuntimeError("redis down"))
+    assert len(errors) == 1 and "redis down" in str(errors[0].value)
+    hub.remove(listener)
+    hub.add(RecordingListener(), ["news"])
+    assert broker.calls == [("subscribe", "news"), ("subscribe", "news")]
+
+
+def test_synchronous_subscription_failure_reaches_the_stream():
+    """A broker that fails at once still fails the stream instead of leaving it waiting."""
+
+    class Refusing(MemoryBroker):
+        def subscribe(self, channel):
+            return fail(RuntimeError("no"))
+
+    hub = Hub(Refusing())
+    errors = []
+    hub.add(RecordingListener(), ["news"]).addErrback(errors.append)
+    assert len(errors) == 1
+
+
+def test_heartbeat_reaches_every_stream_once():
+    """A heartbeat is written once to each stream, however many channels it has."""
+    hub = Hub(ManualBroker())
+    a, b = RecordingListener(), RecordingListener()
+    hub.add(a, ["x", "y"])
+    hub.add(b, ["y"])
+    hub.heartbeat(b":\n\n")
+    assert (a.heartbeats, b.heartbeats) == ([b":\n\n"], [b":\n\n"])
+
+
+def test_listener_leaving_during_fan_out_does_not_break_it():
+    """A listener removed while a message is fanned out doesn't stop the others getting it."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    got = []
+
+    class Leaver(RecordingListener):
+        def deliver(self, data):
+            hub.remove(self)
+
+    class Keeper(RecordingListener):
+        def deliver(self, data):
+            got.append(data)
+
+    hub.add(Leaver(), ["news"])
+    hub.add(Keeper(), ["news"])
+    broker.message("news", b"x")
+    assert got == [b"data: x\n\n"]

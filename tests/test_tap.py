@@ -1,0 +1,80 @@
+"""`twistd sse` options: defaults, parsing into Settings, usage errors that name the option."""
+
+import pytest
+from twisted.python.usage import UsageError
+
+from twisted_sse.settings import Settings
+from twisted_sse.tap import Options
+
+
+def parse(*argv):
+    options = Options()
+    options.parseOptions(list(argv))
+    return options.settings
+
+
+def test_defaults(monkeypatch):
+    """With no options the daemon listens on tcp:8080 with the documented defaults."""
+    monkeypatch.delenv("SSE_PUBLISH_TOKEN", raising=False)
+    assert parse() == Settings()
+
+
+def test_every_option_is_parsed(monkeypatch):
+    """Each option reaches the service's settings."""
+    monkeypatch.delenv("SSE_PUBLISH_TOKEN", raising=False)
+    settings = parse(
+        "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:/tmp/sse.sock",
+        "--prefix", "app:", "--heartbeat", "2.5", "--retry", "500", "--publish-token", "tok",
+        "--cors-origin", "https://a.example", "--cors-origin", "*", "--max-message-size", "10",
+    )  # fmt: skip
+    assert settings == Settings(
+        listen=("tcp:0:interface=127.0.0.1", "unix:/tmp/sse.sock"),
+        prefix="app:",
+        heartbeat=2.5,
+        retry_ms=500,
+        publish_token="tok",
+        cors_origins=("https://a.example", "*"),
+        max_message_size=10,
+    )
+
+
+def test_token_from_environment(monkeypatch):
+    """SSE_PUBLISH_TOKEN supplies the token so it stays out of ps; the option wins over it."""
+    monkeypatch.setenv("SSE_PUBLISH_TOKEN", "from-env")
+    assert parse().publish_token == "from-env"
+    assert parse("--publish-token", "flag").publish_token == "flag"
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["--heartbeat", "soon"], "--heartbeat"),
+        (["--heartbeat", "-1"], "--heartbeat"),
+        (["--heartbeat", "nan"], "--heartbeat"),
+        (["--heartbeat", "inf"], "--heartbeat"),
+        (["--retry", "1.5"], "--retry"),
+        (["--retry", "-3"], "--retry"),
+        (["--max-message-size", "0"], "--max-message-size"),
+        (["--listen", "tcp:notaport"], "--listen"),
+        (["--listen", "carrier-pigeon:1"], "--listen"),
+        (["--cors-origin", "app.example"], "--cors-origin"),
+        (["--publish-token", "has space"], "--publish-token"),
+    ],
+)
+def test_bad_values_are_usage_errors_naming_the_option(argv, option):
+    """A bad value is a usage error that names its option."""
+    with pytest.raises(UsageError, match=option):
+        parse(*argv)
+
+
+def test_plugin_is_a_lazy_declaration():
+    """The plugin file names the tap module as a string and imports nothing of twisted_sse."""
+    import ast
+    import pathlib
+
+    source = pathlib.Path(__file__).parent.parent / "twisted" / "plugins" / "sse_plugin.py"
+    tree = ast.parse(source.read_text())
+    imported = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert [getattr(node, "module", None) for node in imported] == ["twisted.application.service"]
+    assert "twisted_sse.tap" in source.read_text()
+    assert not (source.parent / "__init__.py").exists()
