@@ -19,6 +19,7 @@ setup(
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
         ],
+        "dev": ["ruff", "mypy"],
     },
     classifiers=[
         "Framework :: Twisted",

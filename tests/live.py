@@ -70,7 +70,8 @@ class Daemon:
             argv = [*TWISTD, "-n", "--pidfile=", "-y", str(tac)]
             env = {"SSE_EXAMPLE_PORT": str(self.port), **(env or {})}
         else:
-            argv = [*TWISTD, "-n", "--pidfile=", "sse", "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=1024", *args]
+            listen = f"tcp:{self.port}:interface=127.0.0.1:backlog=1024"
+            argv = [*TWISTD, "-n", "--pidfile=", "sse", "--listen", listen, *args]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(argv, cwd=workdir, env=source_env(**(env or {})), stdout=self._log,
                                         stderr=subprocess.STDOUT)  # fmt: skip

@@ -1,13 +1,13 @@
 """Embedding: mount the resource under an application's own Site and publish in-process."""
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tests.http_harness import Client
 from tests.sse_parser import Dispatched
-from twisted_sse import SSEService, Settings
-from twisted.internet.task import Clock
+from twisted_sse import Settings, SSEService
 
 
 def test_resource_mounted_under_an_application_site_streams_in_process_publishes():

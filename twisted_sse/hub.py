@@ -108,16 +108,15 @@ class Hub:
             return fail(channel.outcome)
         return succeed(None)
 
-    def _settled(self, result: object, name: str, channel: _Channel) -> None:
+    def _settled(self, result: Failure | None, name: str, channel: _Channel) -> None:
         """The broker answered a subscription: tell every stream that waits for it."""
-        failed = isinstance(result, Failure)
-        channel.outcome = result if failed else None
-        if failed and self._channels.get(name) is channel:
+        channel.outcome = result
+        if result is not None and self._channels.get(name) is channel:
             # Nothing is subscribed: the next listener must ask the broker again.
             del self._channels[name]
         waiting, channel.waiting = channel.waiting, []
         for waiter in waiting:
-            if failed:
+            if result is not None:
                 waiter.errback(result)
             else:
                 waiter.callback(None)

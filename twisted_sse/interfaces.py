@@ -6,7 +6,8 @@ in-process `MemoryBroker`); a *listener* is one client stream the hub writes to.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 

@@ -127,6 +127,7 @@ class _Surface:
         declared = request.getHeader(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _Refused(413, f"the body is larger than {limit} bytes")
+        assert request.content is not None  # set while the request is connected
         data = request.content.read(limit + 1)
         if len(data) > limit:
             raise _Refused(413, f"the body is larger than {limit} bytes")
@@ -136,7 +137,7 @@ class _Surface:
             raise _Refused(400, "the body is not valid UTF-8") from None
         event = self._event_type(request)
         finished: list[bool] = []
-        request.notifyFinish().addBoth(finished.append)
+        request.notifyFinish().addBoth(lambda _: finished.append(True))
 
         def published(event_id: str | None) -> None:
             if not finished:
@@ -265,12 +266,10 @@ class _Health(_Page):
 class SSEResource(_Page):
     """The root of twisted-sse's URL space: `events/` and `healthz`. Mount it anywhere."""
 
-    def __init__(
-        self, hub: Hub, broker: Broker, settings: Settings, clock: IReactorTime, publish_token: str
-    ) -> None:
+    def __init__(self, hub: Hub, broker: Broker, settings: Settings, clock: IReactorTime, publish_token: str) -> None:
         super().__init__(_Surface(hub, broker, settings, clock, publish_token))
-        self.putChild(b"events", _Events(self._surface))
-        self.putChild(b"healthz", _Health(self._surface))
+        self.putChild(b"events", _Events(self._surface))  # type: ignore[arg-type]
+        self.putChild(b"healthz", _Health(self._surface))  # type: ignore[arg-type]
 
     def render(self, request: Request) -> bytes:
         return _plain(request, 404, "no such resource; streams are at events/{channel}")

@@ -14,7 +14,7 @@ import secrets
 from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -40,13 +40,15 @@ class SSEService(MultiService):
     """
 
     def __init__(
-        self, settings: Settings = Settings(), reactor: IReactorTime | None = None, broker: Broker | None = None
+        self, settings: Settings | None = None, reactor: IReactorTime | None = None, broker: Broker | None = None
     ) -> None:
         super().__init__()
+        if settings is None:
+            settings = Settings()
         if reactor is None:
             from twisted.internet import reactor as _global
 
-            reactor = _global  # type: ignore[assignment]
+            reactor = _global
         self.settings = settings
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.hub = Hub(self.broker)

@@ -7,7 +7,7 @@ client left (FIN or RST), the server closed it, or the client was too slow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
@@ -48,13 +48,13 @@ class EventStream:
         self._request = request
         self._hub = hub
         self.channels = tuple(channels)
-        self._clock = clock
+        self._now: Callable[[], float] = clock.seconds  # type: ignore[misc]
         self._max_queue = max_queue
         self._paused = False
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._closed = False
-        self._opened_at = clock.seconds()
+        self._opened_at = self._now()
         self.peer = describe_peer(request)
         self.events_sent = 0
 
@@ -113,7 +113,9 @@ class EventStream:
             return
         _log.warn("stream from {peer} cut: {why}", peer=self.peer, why=why)
         self._pending = []
-        self._request.transport.abortConnection()
+        transport = self._request.transport
+        if transport is not None:
+            getattr(transport, "abortConnection", transport.loseConnection)()  # type: ignore[misc]
 
     def _queue(self, data: bytes) -> None:
         self._pending.append(data)
@@ -139,6 +141,6 @@ class EventStream:
             "stream closed: {channels} from {peer} after {duration:.1f}s, {events} events",
             channels=",".join(self.channels),
             peer=self.peer,
-            duration=self._clock.seconds() - self._opened_at,
+            duration=self._now() - self._opened_at,
             events=self.events_sent,
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
-from twisted.application.service import IService
+from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
@@ -17,6 +19,7 @@ from twisted_sse.settings import Settings
 __all__ = ["Options", "makeService"]
 
 _log = Logger()
+_N = TypeVar("_N", int, float)
 _DEFAULTS = Settings()
 _ORIGIN = re.compile(r"https?://[^\s/?#]+")
 
@@ -70,26 +73,27 @@ class Options(usage.Options):
         self.settings = Settings(
             listen=listen,
             prefix=self["prefix"],
-            heartbeat=_number(self, "heartbeat", float, minimum=0),
-            retry_ms=_number(self, "retry", int, minimum=0),
+            heartbeat=_number(self, "heartbeat", float, 0.0),
+            retry_ms=_number(self, "retry", int, 0),
             publish_token=token,
             cors_origins=tuple(self["cors-origin"]),
-            max_message_size=_number(self, "max-message-size", int, minimum=1),
+            max_message_size=_number(self, "max-message-size", int, 1),
         )
 
 
-def _number(options: usage.Options, name: str, kind: type, minimum: float) -> float | int:
+def _number(options: usage.Options, name: str, kind: Callable[[str], _N], minimum: _N) -> _N:
     raw = options[name]
     try:
         value = kind(raw)
     except ValueError:
-        raise usage.UsageError(f"--{name} {raw!r}: not a {kind.__name__ if kind is int else 'number'}") from None
+        what = "whole number" if kind is int else "number"
+        raise usage.UsageError(f"--{name} {raw!r}: not a {what}") from None
     if not minimum <= value < float("inf"):
         raise usage.UsageError(f"--{name} {raw!r}: must be at least {minimum}")
     return value
 
 
-def makeService(options: Options) -> IService:
+def makeService(options: Options) -> MultiService:
     """Build the daemon's service from parsed options."""
     from twisted_sse.service import SSEService
 
