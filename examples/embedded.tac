@@ -12,12 +12,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
 
-from twisted_sse import Settings, SSEService
+from twisted_sse import Settings, SSEService, parse_redis_url
 
 port = os.environ.get("SSE_EXAMPLE_PORT", "8080")
+redis_url = os.environ.get("SSE_REDIS_URL")  # unset: the in-process broker
 application = service.Application("embedded-sse-example")
 
-sse = SSEService(Settings(listen=()))  # no listener of its own: the app's Site serves it
+# No listener of its own: the application's Site serves it.
+sse = SSEService(Settings(listen=(), redis=parse_redis_url(redis_url) if redis_url else None))
 sse.setServiceParent(application)
 
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>ticks</title>

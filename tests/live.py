@@ -26,7 +26,7 @@ def free_port() -> int:
 
 def source_env(**extra: str) -> dict[str, str]:
     """The environment for a child process that runs this checkout's code and plugin."""
-    env = {k: v for k, v in os.environ.items() if k != "SSE_PUBLISH_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if k not in ("SSE_PUBLISH_TOKEN", "SSE_REDIS_URL")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
@@ -62,16 +62,27 @@ def health(port: int) -> dict:
 class Daemon:
     """A real `twistd -n sse` (or `-ny FILE.tac`) process on a free loopback port."""
 
-    def __init__(self, workdir: Path, *args: str, tac: Path | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        tac: Path | None = None,
+        redis_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.log_path = workdir / f"twistd-{self.port}.log"
         self.health_path = "/sse/healthz" if tac is not None else "/healthz"
         if tac is not None:
             argv = [*TWISTD, "-n", "--pidfile=", "-y", str(tac)]
             env = {"SSE_EXAMPLE_PORT": str(self.port), **(env or {})}
+            if redis_url is not None:
+                env["SSE_REDIS_URL"] = redis_url
         else:
             listen = f"tcp:{self.port}:interface=127.0.0.1:backlog=1024"
             argv = [*TWISTD, "-n", "--pidfile=", "sse", "--listen", listen, *args]
+            if redis_url is not None:
+                env = {"SSE_REDIS_URL": redis_url, **(env or {})}
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(argv, cwd=workdir, env=source_env(**(env or {})), stdout=self._log,
                                         stderr=subprocess.STDOUT)  # fmt: skip
@@ -88,6 +99,10 @@ class Daemon:
             return get(self.port, self.health_path)[0] == 200
         except OSError:
             return False
+
+    def healthy(self) -> int:
+        """The /healthz status right now."""
+        return get(self.port, self.health_path)[0]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -112,8 +112,10 @@ class Hub:
         """The broker answered a subscription: tell every stream that waits for it."""
         channel.outcome = result
         if result is not None and self._channels.get(name) is channel:
-            # Nothing is subscribed: the next listener must ask the broker again.
+            # Every subscribe is matched by one unsubscribe, also when it failed, so the
+            # broker never keeps (or re-subscribes after a reconnect) a channel nobody holds.
             del self._channels[name]
+            self._broker.unsubscribe(name)
         waiting, channel.waiting = channel.waiting, []
         for waiter in waiting:
             if result is not None:

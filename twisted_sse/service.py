@@ -10,9 +10,10 @@ or mount `service.resource` under your own `Site` with `Settings(listen=())`.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -50,7 +51,9 @@ class SSEService(MultiService):
 
             reactor = _global
         self.settings = settings
-        self.broker: Broker = broker if broker is not None else MemoryBroker()
+        self.broker: Broker = broker if broker is not None else _default_broker(settings, reactor)
+        if IService.providedBy(self.broker):
+            self.broker.setServiceParent(self)  # type: ignore[attr-defined]
         self.hub = Hub(self.broker)
         self._token_generated = settings.publish_token is None
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
@@ -76,9 +79,9 @@ class SSEService(MultiService):
 
     def startService(self) -> None:
         _log.info(
-            "twisted-sse on {listen} with the {broker} broker",
+            "twisted-sse on {listen} with the {broker}",
             listen=", ".join(self.settings.listen) or "(no listener: mounted by the application)",
-            broker="in-process (no Redis)" if self.broker.kind == "memory" else self.broker.kind,
+            broker=_describe(self.broker),
         )
         if self._token_generated:
             _log.info(
@@ -88,6 +91,22 @@ class SSEService(MultiService):
                 url=_example_url(self.settings.listen),
             )
         super().startService()
+
+
+def _describe(broker: Broker) -> str:
+    address = getattr(broker, "address", None)
+    if address is not None:
+        return f"Redis broker at {address.describe()}"
+    return "in-process broker (no Redis)" if broker.kind == "memory" else f"{broker.kind} broker"
+
+
+def _default_broker(settings: Settings, reactor: Any) -> Broker:
+    """Redis when the settings name one, else the in-process broker."""
+    if settings.redis is None:
+        return MemoryBroker()
+    from twisted_sse.redis_broker import RedisBroker  # importing txredisapi installs a reactor
+
+    return RedisBroker(settings.redis, settings.prefix, reactor)
 
 
 def _example_url(listen: tuple[str, ...]) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from twisted_sse.redis_url import RedisAddress
+
 __all__ = ["Settings", "valid_channel", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM"]
 
 _CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -38,3 +40,5 @@ class Settings:
     """Largest body an HTTP publish may have, in bytes."""
     max_queue: int = 1024 * 1024
     """Bytes held for one slow client before it is disconnected."""
+    redis: RedisAddress | None = None
+    """Where Redis is; None: the in-process broker (one process, no Redis)."""

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_sse.capacity import RESERVED_FILES, raise_open_files_limit
+from twisted_sse.redis_url import parse_redis_url
 from twisted_sse.settings import Settings
 
 __all__ = ["Options", "makeService"]
@@ -42,6 +43,13 @@ class Options(usage.Options):
             "else one generated at start and logged).",
         ],
         ["max-message-size", None, str(_DEFAULTS.max_message_size), "Largest published body, in bytes."],
+        [
+            "redis",
+            None,
+            None,
+            "Redis URL: redis://[user:password@]host:port/db, rediss://... (TLS), unix:///path.sock "
+            "(default: env SSE_REDIS_URL, else the in-process broker: one process, no Redis).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -70,7 +78,13 @@ class Options(usage.Options):
         token = self["publish-token"] or os.environ.get("SSE_PUBLISH_TOKEN") or None
         if token is not None and (not token.isprintable() or " " in token):
             raise usage.UsageError("--publish-token: use printable characters without spaces")
+        redis_url = self["redis"] or os.environ.get("SSE_REDIS_URL") or None
+        try:
+            redis = parse_redis_url(redis_url) if redis_url is not None else None
+        except ValueError as error:
+            raise usage.UsageError(f"--redis: {error}") from None
         self.settings = Settings(
+            redis=redis,
             listen=listen,
             prefix=self["prefix"],
             heartbeat=_number(self, "heartbeat", float, 0.0),

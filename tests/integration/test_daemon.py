@@ -65,7 +65,7 @@ def test_generated_token_is_logged_with_a_curl_line(tmp_path):
         token = match.group(1)
         assert get(process.port, "/events/news", "POST", b"x", {"Authorization": "Bearer nope"})[0] == 403
         assert get(process.port, "/events/news", "POST", b"x", {"Authorization": f"Bearer {token}"})[0] == 200
-        assert "in-process (no Redis)" in process.log()
+        assert "in-process broker (no Redis)" in process.log()
         assert re.search(r"room for about \d+ streams", process.log())
     finally:
         process.stop()

@@ -1,0 +1,170 @@
+"""The Redis subscriber connection, fed RESP bytes over an in-memory transport."""
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from tests.fakes import RecordingListener
+from twisted_sse.hub import Hub
+from twisted_sse.redis_broker import RedisBroker, RedisUnavailable
+from twisted_sse.redis_url import RedisAddress
+
+
+def resp(*items):
+    """A RESP array as Redis sends it."""
+    out = [b"*%d\r\n" % len(items)]
+    for item in items:
+        if isinstance(item, int):
+            out.append(b":%d\r\n" % item)
+        else:
+            out.append(b"$%d\r\n%s\r\n" % (len(item), item))
+    return b"".join(out)
+
+
+class Connected:
+    """A RedisBroker whose subscriber connection is an in-memory transport."""
+
+    def __init__(self):
+        self.clock = Clock()
+        self.broker = RedisBroker(RedisAddress(host="127.0.0.1"), "sse:", self.clock)
+        self.hub = Hub(self.broker)
+        self.connect()
+
+    def connect(self):
+        self.transport = StringTransport()
+        self.protocol = self.broker._subscriber_factory.buildProtocol(None)
+        self.protocol.makeConnection(self.transport)
+
+    def sent(self):
+        value = self.transport.value()
+        self.transport.clear()
+        return value
+
+    def feed(self, *replies):
+        self.protocol.dataReceived(b"".join(replies))
+
+
+@pytest.fixture
+def redis():
+    return Connected()
+
+
+def test_first_listener_subscribes_with_prefix_and_waits_for_confirmation(redis):
+    """SUBSCRIBE <prefix><channel> goes out once; the stream is ready when Redis confirms it."""
+    ready = []
+    redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
+    redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
+    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:news")
+    assert ready == []
+    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    assert ready == [None, None]
+
+
+def test_messages_are_delivered_byte_for_byte(redis):
+    """Raw payloads arrive as data unchanged: JSON, leading zeros, UTF-8, line breaks."""
+    listener = RecordingListener()
+    redis.hub.add(listener, ["news"])
+    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    for payload in [b'{"a": 1}', b"007", "h\u00e9".encode(), b"a\nb"]:
+        redis.feed(resp(b"message", b"sse:news", payload))
+    assert listener.delivered == [
+        b'data: {"a": 1}\n\n',
+        b"data: 007\n\n",
+        "data: h\u00e9\n\n".encode(),
+        b"data: a\ndata: b\n\n",
+    ]
+
+
+def test_confirmations_are_matched_by_channel_and_order(redis):
+    """Each confirmation readies the channel it names, whatever order they come in."""
+    ready = {"a": [], "b": []}
+    for name in ready:
+        redis.hub.add(RecordingListener(), [name]).addCallback(ready[name].append)
+    redis.feed(resp(b"subscribe", b"sse:b", 1))
+    assert ready == {"a": [], "b": [None]}
+    redis.feed(resp(b"subscribe", b"sse:a", 2))
+    assert ready == {"a": [None], "b": [None]}
+
+
+def test_resubscribe_after_release_waits_for_its_own_confirmation(redis):
+    """A channel released and taken again is ready only on the second SUBSCRIBE's confirmation."""
+    first = RecordingListener()
+    redis.hub.add(first, ["news"])
+    redis.hub.remove(first)
+    ready = []
+    redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
+    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:news") + resp(b"UNSUBSCRIBE", b"sse:news") + resp(
+        b"SUBSCRIBE", b"sse:news"
+    )
+    redis.feed(resp(b"subscribe", b"sse:news", 1), resp(b"unsubscribe", b"sse:news", 0))
+    assert ready == []
+    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    assert ready == [None]
+
+
+def test_last_listener_leaving_unsubscribes(redis):
+    """UNSUBSCRIBE goes out when the last listener of a channel leaves."""
+    a, b = RecordingListener(), RecordingListener()
+    redis.hub.add(a, ["news"])
+    redis.hub.add(b, ["news"])
+    redis.sent()
+    redis.hub.remove(a)
+    assert redis.sent() == b""
+    redis.hub.remove(b)
+    assert redis.sent() == resp(b"UNSUBSCRIBE", b"sse:news")
+
+
+def test_reconnect_resubscribes_every_held_channel(redis):
+    """After the connection is lost and made again, every channel with listeners is subscribed again."""
+    listener = RecordingListener()
+    redis.hub.add(listener, ["a", "b"])
+    redis.feed(resp(b"subscribe", b"sse:a", 1), resp(b"subscribe", b"sse:b", 2))
+    redis.protocol.connectionLost(None)
+    assert not redis.broker.is_connected()
+    redis.connect()
+    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:a") + resp(b"SUBSCRIBE", b"sse:b")
+    redis.feed(resp(b"message", b"sse:b", b"back"))
+    assert listener.delivered == [b"data: back\n\n"]
+
+
+def test_subscribe_fails_fast_while_redis_is_down(redis):
+    """A stream asking for a channel while Redis is down is told at once, not left waiting."""
+    redis.protocol.connectionLost(None)
+    errors = []
+    redis.hub.add(RecordingListener(), ["news"]).addErrback(errors.append)
+    assert len(errors) == 1 and errors[0].check(Exception)
+    assert "not connected" in str(errors[0].value)
+
+
+def test_pending_subscription_fails_when_the_connection_drops(redis):
+    """Streams waiting for a confirmation are failed when the connection is lost."""
+    errors = []
+    redis.hub.add(RecordingListener(), ["news"]).addErrback(errors.append)
+    redis.protocol.connectionLost(None)
+    assert len(errors) == 1
+    assert isinstance(errors[0].value.subFailure.value, RedisUnavailable)
+
+
+def test_subscription_without_confirmation_times_out(redis):
+    """A confirmation that never comes fails the stream after the timeout."""
+    errors = []
+    redis.hub.add(RecordingListener(), ["news"]).addErrback(errors.append)
+    redis.clock.advance(5.1)
+    assert len(errors) == 1
+
+
+def test_messages_of_other_prefixes_are_ignored(redis):
+    """Only channels under the configured prefix reach the hub."""
+    listener = RecordingListener()
+    redis.hub.add(listener, ["news"])
+    redis.feed(resp(b"message", b"other:news", b"x"))
+    assert listener.delivered == []
+
+
+def test_failed_subscription_leaves_nothing_to_resubscribe(redis):
+    """A subscription that failed isn't subscribed again after a reconnect: nobody holds it."""
+    errors = []
+    redis.hub.add(RecordingListener(), ["news"]).addErrback(errors.append)
+    redis.protocol.connectionLost(None)
+    redis.connect()
+    assert errors and redis.sent() == b""

@@ -1,0 +1,47 @@
+"""--redis URLs: what parses, and plain reasons for what doesn't."""
+
+import pytest
+
+from twisted_sse.redis_url import RedisAddress, parse_redis_url
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("redis://localhost", RedisAddress(host="localhost")),
+        ("redis://127.0.0.1:6380/3", RedisAddress(host="127.0.0.1", port=6380, db=3)),
+        ("redis://:p%40ss@h:1/0", RedisAddress(host="h", port=1, password="p@ss")),
+        ("redis://user:pw@h", RedisAddress(host="h", username="user", password="pw")),
+        ("rediss://cache.example:6380", RedisAddress(host="cache.example", port=6380, tls=True)),
+        ("redis://[::1]:6379/2", RedisAddress(host="::1", db=2)),
+        ("unix:///run/redis.sock", RedisAddress(unix_path="/run/redis.sock")),
+        ("unix://:pw@/run/redis.sock?db=4", RedisAddress(unix_path="/run/redis.sock", db=4, password="pw")),
+    ],
+)
+def test_valid_urls(url, address):
+    """Each documented URL form parses to its address."""
+    assert parse_redis_url(url) == address
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("localhost:6379", "use redis://"),
+        ("http://h", "use redis://"),
+        ("redis://", "no host"),
+        ("redis://h:port", "not a valid URL"),
+        ("redis://h:99999", "not a valid URL"),
+        ("redis://h/zero", "not a number"),
+        ("unix://", "socket path"),
+    ],
+)
+def test_invalid_urls_say_why(url, words):
+    """A bad URL raises ValueError with a plain reason."""
+    with pytest.raises(ValueError, match=words):
+        parse_redis_url(url)
+
+
+def test_description_hides_the_password():
+    """Logs show the address without its password."""
+    text = parse_redis_url("redis://u:topsecret@h:1/2").describe()
+    assert "topsecret" not in text and text == "redis://u@h:1/2"
