@@ -127,9 +127,7 @@ class RedisBroker(Service):
 
     def stopService(self) -> Deferred[object]:
         super().stopService()
-        return gatherResults(
-            [self._subscriber_factory.disconnect(), self._commands.disconnect()], consumeErrors=True
-        )
+        return gatherResults([self._subscriber_factory.disconnect(), self._commands.disconnect()], consumeErrors=True)
 
     # Broker
 
@@ -214,4 +212,3 @@ class RedisBroker(Service):
         if not entries:
             del self._confirming[name]
         _log.debug("Redis confirmed subscription to {channel}", channel=name)
-
