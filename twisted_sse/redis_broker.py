@@ -41,11 +41,11 @@ def redis_endpoint(reactor: Any, address: RedisAddress) -> IStreamClientEndpoint
         return endpoints.UNIXClientEndpoint(reactor, address.unix_path, timeout=5)
     assert address.host is not None
     endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=5)
-    if address.tls:
-        from twisted.internet.ssl import optionsForClientTLS
+    if not address.tls:
+        return endpoint
+    from twisted.internet.ssl import optionsForClientTLS
 
-        endpoint = endpoints.wrapClientTLS(optionsForClientTLS(address.host), endpoint)
-    return endpoint
+    return endpoints.wrapClientTLS(optionsForClientTLS(address.host), endpoint)
 
 
 def _command(*parts: bytes) -> bytes:
@@ -56,7 +56,7 @@ def _command(*parts: bytes) -> bytes:
     return b"".join(out)
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+class _Subscriber(txredisapi.SubscriberProtocol):
     """The subscriber connection; hands everything to the broker once it is ready."""
 
     def connectionMade(self) -> Deferred[None]:
@@ -125,7 +125,7 @@ class RedisBroker(Service):
         self._subscriber_factory.startConnecting(redis_endpoint(self._reactor, self.address))
         self._commands.startConnecting(redis_endpoint(self._reactor, self.address))
 
-    def stopService(self) -> Deferred[object]:
+    def stopService(self) -> Deferred[list[object]]:
         super().stopService()
         return gatherResults([self._subscriber_factory.disconnect(), self._commands.disconnect()], consumeErrors=True)
 

@@ -268,8 +268,8 @@ class SSEResource(_Page):
 
     def __init__(self, hub: Hub, broker: Broker, settings: Settings, clock: IReactorTime, publish_token: str) -> None:
         super().__init__(_Surface(hub, broker, settings, clock, publish_token))
-        self.putChild(b"events", _Events(self._surface))  # type: ignore[arg-type]
-        self.putChild(b"healthz", _Health(self._surface))  # type: ignore[arg-type]
+        self.putChild(b"events", _Events(self._surface))
+        self.putChild(b"healthz", _Health(self._surface))
 
     def render(self, request: Request) -> bytes:
         return _plain(request, 404, "no such resource; streams are at events/{channel}")

@@ -15,7 +15,6 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -40,9 +39,7 @@ class SSEService(MultiService):
     global one; pass a `MemoryReactorClock` in tests.
     """
 
-    def __init__(
-        self, settings: Settings | None = None, reactor: IReactorTime | None = None, broker: Broker | None = None
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, reactor: Any = None, broker: Broker | None = None) -> None:
         super().__init__()
         if settings is None:
             settings = Settings()
@@ -53,7 +50,7 @@ class SSEService(MultiService):
         self.settings = settings
         self.broker: Broker = broker if broker is not None else _default_broker(settings, reactor)
         if IService.providedBy(self.broker):
-            self.broker.setServiceParent(self)  # type: ignore[attr-defined]
+            self.broker.setServiceParent(self)
         self.hub = Hub(self.broker)
         self._token_generated = settings.publish_token is None
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
@@ -62,7 +59,7 @@ class SSEService(MultiService):
         site = Site(self.resource, reactor=reactor)
         site.displayTracebacks = False
         for description in settings.listen:
-            strports.service(description, site, reactor=reactor).setServiceParent(self)  # type: ignore[arg-type]
+            strports.service(description, site, reactor=reactor).setServiceParent(self)
 
     def publish(self, channel: str, data: bytes | str, event: str | None = None) -> Deferred[str | None]:
         """Publish one event to `channel`; fires with its id (None when it has none).

@@ -48,7 +48,7 @@ class EventStream:
         self._request = request
         self._hub = hub
         self.channels = tuple(channels)
-        self._now: Callable[[], float] = clock.seconds  # type: ignore[misc]
+        self._now: Callable[[], float] = clock.seconds
         self._max_queue = max_queue
         self._paused = False
         self._pending: list[bytes] = []
@@ -115,7 +115,7 @@ class EventStream:
         self._pending = []
         transport = self._request.transport
         if transport is not None:
-            getattr(transport, "abortConnection", transport.loseConnection)()  # type: ignore[misc]
+            getattr(transport, "abortConnection", transport.loseConnection)()
 
     def _queue(self, data: bytes) -> None:
         self._pending.append(data)
