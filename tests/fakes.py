@@ -32,6 +32,9 @@ class ManualBroker:
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
         raise NotImplementedError
 
+    def history(self, channel, after):
+        raise NotImplementedError
+
     def is_connected(self) -> bool:
         return True
 
@@ -45,7 +48,7 @@ class RecordingListener:
         self.delivered: list[bytes] = []
         self.heartbeats: list[bytes] = []
 
-    def deliver(self, data: bytes) -> None:
+    def deliver(self, key, data: bytes) -> None:
         self.delivered.append(data)
 
     def heartbeat(self, data: bytes) -> None:

@@ -109,11 +109,11 @@ def test_listener_leaving_during_fan_out_does_not_break_it():
     got = []
 
     class Leaver(RecordingListener):
-        def deliver(self, data):
+        def deliver(self, key, data):
             hub.remove(self)
 
     class Keeper(RecordingListener):
-        def deliver(self, data):
+        def deliver(self, key, data):
             got.append(data)
 
     hub.add(Leaver(), ["news"])

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_sse.framing import Event, encode
+from twisted_sse.history import parse_id
 from twisted_sse.interfaces import Broker, Listener
 
 __all__ = ["Hub"]
@@ -82,9 +83,10 @@ class Hub:
         held = self._channels.get(channel)
         if held is None:
             return
+        key = parse_id(event.id)
         data = encode(event)
         for listener in list(held.listeners):
-            listener.deliver(data)
+            listener.deliver(key, data)
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment to every open stream."""

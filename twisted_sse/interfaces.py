@@ -12,6 +12,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from twisted_sse.framing import Event
+from twisted_sse.history import EventKey, Missed
 
 __all__ = ["Broker", "Listener", "Receiver"]
 
@@ -37,6 +38,9 @@ class Broker(Protocol):
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
         """Publish one event; fires with its id, or None when the broker assigns none."""
 
+    def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
+        """The channel's held events after `after`, and whether any after it are gone."""
+
     def is_connected(self) -> bool:
         """True while messages can flow."""
 
@@ -44,8 +48,8 @@ class Broker(Protocol):
 class Listener(Protocol):
     """One open client stream, as the hub sees it."""
 
-    def deliver(self, data: bytes) -> None:
-        """Write one encoded event."""
+    def deliver(self, key: EventKey | None, data: bytes) -> None:
+        """Write one encoded event; `key` is its id's key (None when it has no id)."""
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment."""

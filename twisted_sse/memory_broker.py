@@ -1,26 +1,45 @@
 """The in-process broker: the embedded default, and the fake that tests use.
 
-One process, no Redis: publishing delivers straight to this process's hub.
+One process, no Redis: publishing delivers straight to this process's hub. It keeps the
+same ids, history bounds and loss rules as the Redis broker (`twisted_sse.history`); its
+history lives as long as the process.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.defer import Deferred, succeed
 
 from twisted_sse.framing import Event
+from twisted_sse.history import ChannelHistory, EventKey, IdClock, Missed, format_id
 from twisted_sse.interfaces import Receiver
 
 __all__ = ["MemoryBroker"]
 
 
 class MemoryBroker:
-    """A broker that lives in this process; see `twisted_sse.interfaces.Broker`."""
+    """A broker that lives in this process; see `twisted_sse.interfaces.Broker`.
+
+    `clock` (an IReactorTime) gives the milliseconds ids are made of; `history` and
+    `history_ttl` (seconds, 0 = no age bound) bound each channel's history.
+    """
 
     kind = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = None, history: int = 1000, history_ttl: float = 0) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
+        self._limit = history
+        self._ttl_ms = int(history_ttl * 1000)
         self._receiver: Receiver | None = None
+        self._ids = IdClock(self._now_ms)
+        self._histories: dict[str, ChannelHistory] = {}
         self.subscribed: set[str] = set()
+
+    def _now_ms(self) -> int:
+        return int(self._clock.seconds() * 1000)
 
     def set_receiver(self, receiver: Receiver) -> None:
         self._receiver = receiver
@@ -33,10 +52,21 @@ class MemoryBroker:
         self.subscribed.discard(channel)
 
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
-        message = Event(data, event)
+        event_id = format_id(self._ids.next())
+        message = Event(data, event, event_id)
+        history = self._histories.get(channel)
+        if history is None:
+            history = self._histories[channel] = ChannelHistory(self._limit, self._ttl_ms)
+        history.append(self._ids.last, message, self._now_ms())
         if channel in self.subscribed and self._receiver is not None:
             self._receiver(channel, message)
-        return succeed(None)
+        return succeed(event_id)
+
+    def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
+        history = self._histories.get(channel)
+        if history is None:
+            return succeed(Missed(after < self._ids.origin, []))
+        return succeed(history.after(after, self._ids.origin, self._now_ms()))
 
     def is_connected(self) -> bool:
         return True

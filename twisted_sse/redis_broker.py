@@ -12,7 +12,9 @@ this module reads every reply itself, by content: messages, subscribe confirmati
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import txredisapi
@@ -21,9 +23,13 @@ from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from twisted_sse.envelope import pack, unpack
+from twisted_sse.envelope import unpack
+from twisted_sse.framing import Event
+from twisted_sse.history import EventKey, Missed, format_id
 from twisted_sse.interfaces import Receiver
+from twisted_sse.redis_scripts import PUBLISH_SCRIPT, READ_SCRIPT, keys
 from twisted_sse.redis_url import RedisAddress
 
 __all__ = ["RedisBroker", "RedisUnavailable", "redis_endpoint"]
@@ -46,6 +52,32 @@ def redis_endpoint(reactor: Any, address: RedisAddress) -> IStreamClientEndpoint
     from twisted.internet.ssl import optionsForClientTLS
 
     return endpoints.wrapClientTLS(optionsForClientTLS(address.host), endpoint)
+
+
+@dataclass(frozen=True)
+class _Script:
+    source: bytes
+    sha: bytes
+
+    @classmethod
+    def of(cls, source: str) -> _Script:
+        data = source.encode("utf-8")
+        return cls(data, hashlib.sha1(data).hexdigest().encode("ascii"))
+
+
+_PUBLISH = _Script.of(PUBLISH_SCRIPT)
+_READ = _Script.of(READ_SCRIPT)
+
+
+def _missed(reply: list[Any]) -> Missed:
+    """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...]}."""
+    lost, entries = reply
+    events = []
+    for event_id, fields in entries:
+        values = dict(zip(fields[::2], fields[1::2], strict=True))
+        event = values.get(b"e")
+        events.append(Event(values.get(b"d", b""), event.decode("utf-8") if event else None, event_id.decode("ascii")))
+    return Missed(bool(lost), events)
 
 
 def _command(*parts: bytes) -> bytes:
@@ -87,9 +119,18 @@ class RedisBroker(Service):
 
     kind = "redis"
 
-    def __init__(self, address: RedisAddress, prefix: str, reactor: Any, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: RedisAddress,
+        prefix: str,
+        reactor: Any,
+        history: int = 1000,
+        history_ttl: float = 0,
+        timeout: float = 5.0,
+    ) -> None:
         self.address = address
         self._prefix = prefix.encode("utf-8")
+        self._bounds = [b"%d" % history, b"%d" % int(history_ttl * 1000)]
         self._reactor = reactor
         self._timeout = timeout
         self._receiver: Receiver | None = None
@@ -152,9 +193,28 @@ class RedisBroker(Service):
             self._subscriber.send(b"UNSUBSCRIBE", self._prefix + channel.encode("ascii"))
 
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
-        key = self._prefix + channel.encode("ascii")
-        d = self._commands.handler.execute_command("PUBLISH", key, pack(data, event))
-        return d.addTimeout(self._timeout, self._reactor).addCallback(lambda _: None)
+        name = channel.encode("ascii")
+        args = [self._prefix + name, name, data, (event or "").encode("utf-8"), *self._bounds]
+        d = self._script(_PUBLISH, keys(self._prefix, name), args)
+        return d.addCallback(lambda event_id: event_id.decode("ascii"))
+
+    def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
+        name = channel.encode("ascii")
+        d = self._script(_READ, keys(self._prefix, name), [name, format_id(after).encode("ascii"), *self._bounds])
+        return d.addCallback(_missed)
+
+    def _script(self, script: _Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
+        """Run a Lua script by its hash, loading it when Redis doesn't know it yet; time-bounded."""
+        handler = self._commands.handler
+
+        def unknown(failure: Failure) -> Deferred[Any]:
+            failure.trap(txredisapi.ResponseError)
+            if "NOSCRIPT" not in str(failure.value):
+                return failure  # type: ignore[return-value]
+            return handler.execute_command("EVAL", script.source, len(script_keys), *script_keys, *args)
+
+        d = handler.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
+        return d.addErrback(unknown).addTimeout(self._timeout, self._reactor)
 
     # What the subscriber connection reports
 

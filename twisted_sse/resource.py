@@ -24,10 +24,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from twisted_sse.framing import check_field
+from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.settings import CHANNEL_RULE, MAX_CHANNELS_PER_STREAM, Settings, valid_channel
-from twisted_sse.stream import EventStream
+from twisted_sse.stream import EventStream, describe_peer
 
 __all__ = ["SSEResource"]
 
@@ -117,9 +118,26 @@ class _Surface:
         request.setHeader(b"x-accel-buffering", b"no")
         if request.method == b"HEAD":
             return b""
-        stream = EventStream(request, self.hub, channels, self.clock, self.settings.max_queue)
-        stream.open(self.settings.retry_ms)
+        stream = EventStream(request, self.hub, self.broker, channels, self.clock, self.settings.max_queue)
+        stream.open(self.settings.retry_ms, self._resume_from(request))
         return NOT_DONE_YET
+
+    @staticmethod
+    def _resume_from(request: Request) -> EventKey | None:
+        """The id to resume after: the Last-Event-ID header, else ?lastEventId=; bad ones are ignored."""
+        raw = request.getHeader(b"last-event-id")
+        if raw is None:
+            raw = request.args.get(b"lastEventId", [None])[0]
+        if raw is None or raw == b"":
+            return None
+        key = parse_id(raw.decode("latin-1"))
+        if key is None:
+            _log.info(
+                "ignoring Last-Event-ID {id!r} from {peer}: not an id of ours; starting live",
+                id=raw[:64],
+                peer=describe_peer(request),
+            )
+        return key
 
     def publish(self, request: Request, channel: str) -> int | bytes:
         self.check_token(request)

@@ -100,10 +100,10 @@ def _describe(broker: Broker) -> str:
 def _default_broker(settings: Settings, reactor: Any) -> Broker:
     """Redis when the settings name one, else the in-process broker."""
     if settings.redis is None:
-        return MemoryBroker()
+        return MemoryBroker(reactor, settings.history, settings.history_ttl)
     from twisted_sse.redis_broker import RedisBroker  # importing txredisapi installs a reactor
 
-    return RedisBroker(settings.redis, settings.prefix, reactor)
+    return RedisBroker(settings.redis, settings.prefix, reactor, settings.history, settings.history_ttl)
 
 
 def _example_url(listen: tuple[str, ...]) -> str:

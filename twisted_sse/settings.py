@@ -40,5 +40,9 @@ class Settings:
     """Largest body an HTTP publish may have, in bytes."""
     max_queue: int = 1024 * 1024
     """Bytes held for one slow client before it is disconnected."""
+    history: int = 1000
+    """Events kept per channel for resuming clients (exactly; 0 keeps none)."""
+    history_ttl: float = 0
+    """Seconds an event stays in history; 0: no age bound, only `history`."""
     redis: RedisAddress | None = None
     """Where Redis is; None: the in-process broker (one process, no Redis)."""

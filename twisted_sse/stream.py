@@ -16,7 +16,10 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from twisted_sse.framing import encode_retry
+from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
+from twisted_sse.interfaces import Broker
+from twisted_sse.replay import Encoded, Replay, read_missed
 
 __all__ = ["EventStream", "describe_peer"]
 
@@ -43,10 +46,18 @@ class EventStream:
     """
 
     def __init__(
-        self, request: Request, hub: Hub, channels: Sequence[str], clock: IReactorTime, max_queue: int
+        self,
+        request: Request,
+        hub: Hub,
+        broker: Broker,
+        channels: Sequence[str],
+        clock: IReactorTime,
+        max_queue: int,
     ) -> None:
         self._request = request
         self._hub = hub
+        self._broker = broker
+        self._replay = Replay(self._write_event)
         self.channels = tuple(channels)
         self._now: Callable[[], float] = clock.seconds
         self._max_queue = max_queue
@@ -58,19 +69,41 @@ class EventStream:
         self.peer = describe_peer(request)
         self.events_sent = 0
 
-    def open(self, retry_ms: int) -> None:
-        """Send the first bytes at once and start listening. Headers are the caller's."""
+    def open(self, retry_ms: int, after: EventKey | None = None) -> None:
+        """Send the first bytes at once and start listening; resume after `after` if given.
+
+        Resuming: live events are held from the moment the stream registers; once the
+        broker confirms the subscription the history after `after` is read and sent, then
+        the held events, skipping what the history already had.
+        """
         self._request.registerProducer(self, True)
         self._request.write(encode_retry(retry_ms))
         self._request.notifyFinish().addBoth(self._finished)
-        _log.info("stream opened: {channels} from {peer}", channels=",".join(self.channels), peer=self.peer)
-        self._hub.add(self, self.channels).addErrback(self._not_subscribed)
+        _log.info(
+            "stream opened: {channels} from {peer}{resuming}",
+            channels=",".join(self.channels),
+            peer=self.peer,
+            resuming=f", resuming after {format_id(after)}" if after else "",
+        )
+        ready = self._hub.add(self, self.channels)
+        if after is not None:
+            self._replay.last = after
+            self._replay.hold()
+            ready.addCallback(lambda _: read_missed(self._broker, self.channels, after))
+            ready.addCallback(self._caught_up)
+        ready.addErrback(self._not_subscribed)
+
+    def _caught_up(self, missed: list[Encoded]) -> None:
+        if not self._closed:
+            self._replay.release(missed)
 
     # Listener: what the hub calls.
 
-    def deliver(self, data: bytes) -> None:
-        if self._closed:
-            return
+    def deliver(self, key: EventKey | None, data: bytes) -> None:
+        if not self._closed:
+            self._replay.live(key, data)
+
+    def _write_event(self, data: bytes) -> None:
         self.events_sent += 1
         if self._paused:
             self._queue(data)
@@ -124,8 +157,10 @@ class EventStream:
             self.abort(f"client too slow, more than {self._max_queue} bytes queued")
 
     def _not_subscribed(self, failure: Failure) -> None:
+        if self._closed:
+            return
         _log.warn(
-            "stream from {peer} closed: subscribing {channels} failed: {error}",
+            "stream from {peer} closed: subscribing or reading history of {channels} failed: {error}",
             peer=self.peer,
             channels=",".join(self.channels),
             error=failure.getErrorMessage(),

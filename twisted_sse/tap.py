@@ -43,6 +43,8 @@ class Options(usage.Options):
             "else one generated at start and logged).",
         ],
         ["max-message-size", None, str(_DEFAULTS.max_message_size), "Largest published body, in bytes."],
+        ["history", None, str(_DEFAULTS.history), "Events kept per channel for resuming clients; 0 = none."],
+        ["history-ttl", None, "0", "Seconds an event stays in history; 0 = no age bound."],
         [
             "redis",
             None,
@@ -92,6 +94,8 @@ class Options(usage.Options):
             publish_token=token,
             cors_origins=tuple(self["cors-origin"]),
             max_message_size=_number(self, "max-message-size", int, 1),
+            history=_number(self, "history", int, 0),
+            history_ttl=_number(self, "history-ttl", float, 0.0),
         )
 
 

@@ -46,8 +46,9 @@ def test_publish_reaches_every_stream_within_milliseconds(daemon):
         assert stream.response.getheader("content-type") == "text/event-stream; charset=utf-8"
     started = time.monotonic()
     status, _, body = get(daemon.port, "/events/news?event=update", "POST", b'{"a": 1}\nsecond', TOKEN)
-    assert (status, json.loads(body)) == (200, {"channel": "news", "id": None})
-    expected = [Dispatched("update", '{"a": 1}\nsecond', "")]
+    event_id = json.loads(body)["id"]
+    assert (status, json.loads(body)) == (200, {"channel": "news", "id": event_id})
+    expected = [Dispatched("update", '{"a": 1}\nsecond', event_id)]
     for stream in [*streams, other]:
         assert stream.read(1) == expected
     elapsed = time.monotonic() - started

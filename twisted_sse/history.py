@@ -1,0 +1,98 @@
+"""Event ids and per-channel history: the rules both brokers follow (pure code).
+
+An id is ``<ms>-<seq>``: milliseconds of the broker's clock, and a sequence number for
+ids issued in the same millisecond. Ids are strictly increasing across every channel of
+one broker (the last one issued is remembered and the clock only used when it is ahead),
+so one ``Last-Event-ID`` places a client in every channel of a multi-channel stream. A
+broker that lost its data (a Redis restart without persistence, a new process) starts
+again from the clock, so its new ids are still greater than the ones it issued before.
+
+A channel's history keeps its last N events (and, optionally, only those younger than a
+TTL). Where events were trimmed away the history records its *cut*: the newest id it no
+longer holds. A client that resumes after id L missed events iff L < cut, or L is older
+than the broker's *origin* (the first id of its current data: anything before may be
+gone), or events after L have expired. The Redis broker runs the same rules in Lua
+(`twisted_sse.redis_scripts`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted_sse.framing import Event
+
+__all__ = ["EventKey", "parse_id", "format_id", "IdClock", "ChannelHistory", "Missed", "MAX_ID_LENGTH"]
+
+EventKey = tuple[int, int]
+"""An id as a comparable value: (milliseconds, sequence)."""
+
+MAX_ID_LENGTH = 41
+_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+
+
+def parse_id(text: str | None) -> EventKey | None:
+    """The key of a well-formed id, or None for anything else (absent, malformed, oversized)."""
+    if text is None or len(text) > MAX_ID_LENGTH:
+        return None
+    match = _ID.fullmatch(text)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def format_id(key: EventKey) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+class IdClock:
+    """Issues strictly increasing ids from a millisecond clock that may stall or step back."""
+
+    def __init__(self, now_ms: Callable[[], int]) -> None:
+        self._now_ms = now_ms
+        self.last: EventKey = (now_ms(), 0)
+        self.origin = self.last
+
+    def next(self) -> EventKey:
+        now = self._now_ms()
+        self.last = (now, 0) if now > self.last[0] else (self.last[0], self.last[1] + 1)
+        return self.last
+
+
+@dataclass(frozen=True)
+class Missed:
+    """What a channel's history holds after an id: the events, and whether some are gone."""
+
+    lost: bool
+    events: list[Event]
+
+
+class ChannelHistory:
+    """The last `limit` events of one channel (0 keeps none), optionally only `ttl_ms` young."""
+
+    def __init__(self, limit: int, ttl_ms: int = 0) -> None:
+        self._limit = limit
+        self._ttl_ms = ttl_ms
+        self._events: deque[tuple[EventKey, Event]] = deque()
+        self.cut: EventKey | None = None
+
+    def append(self, key: EventKey, event: Event, now_ms: int) -> None:
+        self._events.append((key, event))
+        self.trim(now_ms)
+
+    def trim(self, now_ms: int) -> None:
+        """Drop what is past the length or age bound, remembering the newest id dropped."""
+        while len(self._events) > self._limit:
+            self.cut = self._events.popleft()[0]
+        if self._ttl_ms:
+            oldest_kept = now_ms - self._ttl_ms
+            while self._events and self._events[0][0][0] < oldest_kept:
+                self.cut = self._events.popleft()[0]
+
+    def after(self, key: EventKey, origin: EventKey, now_ms: int) -> Missed:
+        """The events after `key`, and whether any event after it is no longer held."""
+        self.trim(now_ms)
+        lost = key < origin or (self.cut is not None and key < self.cut)
+        return Missed(lost, [event for event_key, event in self._events if event_key > key])

@@ -1,0 +1,116 @@
+"""The Redis side of durable events: key names and the two Lua scripts.
+
+Keys of channel ``news`` with the default prefix ``sse:`` (``#`` never occurs in a
+channel name, so no channel's pub/sub name is one of these):
+
+    sse:news             pub/sub channel (raw payloads and envelopes)
+    sse:#history:news    Redis Stream: the channel's history, fields d (data), e (type)
+    sse:#cuts            hash: channel -> newest id trimmed from its history
+    sse:#last-id         the last id issued, across all channels
+    sse:#origin          the first id of this Redis's data (older ids may be lost)
+
+PUBLISH_SCRIPT is the one atomic step of a durable publish: issue the next id from Redis
+TIME (never below the last one), XADD it to the history, trim the history to its bounds
+exactly (recording the cut), and PUBLISH the envelope, so live order is history order.
+Any language can publish the same way:
+
+    EVAL <PUBLISH_SCRIPT> 4 sse:#history:news sse:#last-id sse:#cuts sse:#origin
+         sse:news news <data> <event type or ""> <history length> <history ttl ms or 0>
+
+and gets the id back. READ_SCRIPT returns {lost (0/1), entries after an id}.
+"""
+
+from __future__ import annotations
+
+__all__ = ["keys", "PUBLISH_SCRIPT", "READ_SCRIPT"]
+
+
+def keys(prefix: bytes, channel: bytes) -> list[bytes]:
+    """KEYS for both scripts: history stream, last id, cuts, origin."""
+    return [prefix + b"#history:" + channel, prefix + b"#last-id", prefix + b"#cuts", prefix + b"#origin"]
+
+
+_COMMON = r"""
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local ams, aseq = parse(a)
+  local bms, bseq = parse(b)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function origin(now)
+  -- the first id of this data set; set once, by whichever script runs first
+  redis.call('SET', KEYS[4], string.format('%d-0', now), 'NX')
+  return redis.call('GET', KEYS[4])
+end
+local function trim(channel, limit, ttl_ms, now)
+  -- keep the newest `limit` entries (exactly) and, with a ttl, only those that young;
+  -- remember the newest id dropped as the channel's cut
+  local dropped = false
+  local n = redis.call('XLEN', KEYS[1])
+  if n > limit then
+    local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n - limit)
+    dropped = old[#old][1]
+    redis.call('XTRIM', KEYS[1], 'MAXLEN', limit)
+  end
+  if ttl_ms > 0 then
+    local min_id = string.format('%d-0', now - ttl_ms)
+    local old = redis.call('XREVRANGE', KEYS[1], '(' .. min_id, '-', 'COUNT', 1)
+    if #old > 0 then
+      if not dropped or less(dropped, old[1][1]) then dropped = old[1][1] end
+      redis.call('XTRIM', KEYS[1], 'MINID', min_id)
+    end
+  end
+  if dropped then redis.call('HSET', KEYS[3], channel, dropped) end
+end
+"""
+
+PUBLISH_SCRIPT = (
+    _COMMON
+    + r"""
+local pubsub, channel, data, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local limit, ttl_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_ms()
+origin(now)
+local ms, seq = now, 0
+local last = redis.call('GET', KEYS[2])
+if last then
+  local lms, lseq = parse(last)
+  if lms >= ms then ms, seq = lms, lseq + 1 end
+end
+local id = string.format('%d-%d', ms, seq)
+redis.call('SET', KEYS[2], id)
+local header
+if event ~= '' then
+  redis.call('XADD', KEYS[1], id, 'd', data, 'e', event)
+  header = cjson.encode({id = id, event = event})
+else
+  redis.call('XADD', KEYS[1], id, 'd', data)
+  header = cjson.encode({id = id})
+end
+trim(channel, limit, ttl_ms, now)
+redis.call('PUBLISH', pubsub, '\0sse1' .. header .. '\n' .. data)
+return id
+"""
+)
+
+READ_SCRIPT = (
+    _COMMON
+    + r"""
+local channel, after = ARGV[1], ARGV[2]
+local limit, ttl_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+local first = origin(now)
+trim(channel, limit, ttl_ms, now)
+local cut = redis.call('HGET', KEYS[3], channel)
+local lost = 0
+if less(after, first) or (cut and less(after, cut)) then lost = 1 end
+return {lost, redis.call('XRANGE', KEYS[1], '(' .. after, '+')}
+"""
+)
