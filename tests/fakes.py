@@ -6,6 +6,7 @@ from twisted.internet.defer import Deferred
 
 from twisted_sse.framing import Event
 from twisted_sse.interfaces import Receiver
+from twisted_sse.memory_broker import MemoryBroker
 
 
 class ManualBroker:
@@ -53,3 +54,22 @@ class RecordingListener:
 
     def heartbeat(self, data: bytes) -> None:
         self.heartbeats.append(data)
+
+
+class SlowHistoryBroker(MemoryBroker):
+    """An in-process broker whose history reads answer only when the test says so."""
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock)
+        self.reads: list[tuple[Deferred, str, object]] = []
+
+    def history(self, channel, after):
+        d: Deferred = Deferred()
+        self.reads.append((d, channel, after))
+        return d
+
+    def answer_reads(self) -> None:
+        """Answer every pending read with what the history holds now."""
+        reads, self.reads = self.reads, []
+        for d, channel, after in reads:
+            MemoryBroker.history(self, channel, after).chainDeferred(d)

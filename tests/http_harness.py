@@ -85,9 +85,9 @@ class Client:
 class Harness:
     """An `SSEService` on a `Clock`, served through an in-memory `Site`."""
 
-    def __init__(self, broker: Broker | None = None, **settings: object) -> None:
+    def __init__(self, broker: Broker | None = None, clock: Clock | None = None, **settings: object) -> None:
         settings.setdefault("publish_token", "secret")
-        self.clock = Clock()
+        self.clock = clock if clock is not None else Clock()
         self.service = SSEService(Settings(listen=(), **settings), reactor=self.clock, broker=broker)
         self.service.startService()
         self.site = Site(self.service.resource, reactor=self.clock)

@@ -30,7 +30,7 @@ EventKey = tuple[int, int]
 """An id as a comparable value: (milliseconds, sequence)."""
 
 MAX_ID_LENGTH = 41
-_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
 def parse_id(text: str | None) -> EventKey | None:

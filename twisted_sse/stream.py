@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -89,9 +90,11 @@ class EventStream:
         if after is not None:
             self._replay.last = after
             self._replay.hold()
-            ready.addCallback(lambda _: read_missed(self._broker, self.channels, after))
-            ready.addCallback(self._caught_up)
+            ready = ready.addCallback(self._catch_up, after)
         ready.addErrback(self._not_subscribed)
+
+    def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
+        return read_missed(self._broker, self.channels, after).addCallback(self._caught_up)
 
     def _caught_up(self, missed: list[Encoded]) -> None:
         if not self._closed:

@@ -1,0 +1,58 @@
+"""Replay: history and held live events pass once each, in order."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from twisted_sse.replay import Replay
+
+
+def test_live_events_pass_at_once_when_not_holding():
+    """Without a replay, live events go straight through."""
+    out = []
+    replay = Replay(out.append)
+    replay.live((1, 0), b"a")
+    replay.live(None, b"raw")
+    assert out == [b"a", b"raw"]
+
+
+def test_held_events_follow_the_history_without_duplicates():
+    """History first, then held live events, skipping ids the history already had."""
+    out = []
+    replay = Replay(out.append, after=(1, 0))
+    replay.hold()
+    replay.live((3, 0), b"3")
+    replay.live((4, 0), b"4")
+    assert out == []
+    replay.release([((2, 0), b"2"), ((3, 0), b"3")])
+    assert out == [b"2", b"3", b"4"]
+    replay.live((4, 0), b"4 again")
+    replay.live((5, 0), b"5")
+    assert out == [b"2", b"3", b"4", b"5"]
+
+
+def test_ids_at_or_before_the_resume_point_are_skipped():
+    """Nothing at or before the client's id is sent again."""
+    out = []
+    replay = Replay(out.append, after=(5, 0))
+    replay.hold()
+    replay.release([((5, 0), b"5"), ((6, 0), b"6")])
+    assert out == [b"6"]
+
+
+@given(
+    published=st.integers(min_value=0, max_value=30),
+    resume=st.integers(min_value=0, max_value=30),
+    read_at=st.integers(min_value=0, max_value=30),
+    held_from=st.integers(min_value=0, max_value=30),
+)
+def test_any_overlap_of_history_and_live_gives_each_event_once(published, resume, read_at, held_from):
+    """Whatever the history read and the live events overlap by, the client sees resume+1..end once."""
+    resume, read_at, held_from = (min(x, published) for x in (resume, read_at, held_from))
+    held_from = min(held_from, read_at)  # live events are held from subscription, before the read
+    out = []
+    replay = Replay(out.append, after=(resume, 0) if resume else None)
+    replay.hold()
+    for n in range(held_from + 1, published + 1):
+        replay.live((n, 0), b"%d" % n)
+    replay.release([((n, 0), b"%d" % n) for n in range(resume + 1, read_at + 1)])
+    assert out == [b"%d" % n for n in range(resume + 1, published + 1)]

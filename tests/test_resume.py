@@ -1,0 +1,116 @@
+"""Resuming streams: Last-Event-ID replay, the loss signal, and the live handover."""
+
+import json
+
+from twisted.internet.task import Clock
+
+from tests.fakes import SlowHistoryBroker
+from tests.http_harness import Harness
+from twisted_sse.replay import LOST_EVENT_TYPE
+
+
+def _publish(harness, channel, *bodies):
+    ids = []
+    for body in bodies:
+        harness.clock.advance(0.001)
+        ids.append(json.loads(harness.publish(channel, body).body)["id"])
+    return ids
+
+
+def _data(client):
+    return [e.data for e in client.response().events()]
+
+
+def test_last_event_id_header_replays_what_was_missed_then_goes_live():
+    """A client that comes back with Last-Event-ID gets exactly the events after it, then live ones."""
+    harness = Harness()
+    ids = _publish(harness, "news", b"1", b"2", b"3", b"4")
+    client = harness.stream("/events/news", {"Last-Event-ID": ids[1]})
+    assert _data(client) == ["3", "4"]
+    _publish(harness, "news", b"5")
+    assert _data(client) == ["3", "4", "5"]
+    assert [e.last_event_id for e in client.response().events()][-1] != ids[-1]
+
+
+def test_query_id_is_used_without_header_and_the_header_wins():
+    """?lastEventId= resumes when no header is sent; with both, the header wins."""
+    harness = Harness()
+    ids = _publish(harness, "news", b"1", b"2", b"3")
+    assert _data(harness.stream(f"/events/news?lastEventId={ids[0]}")) == ["2", "3"]
+    both = harness.stream(f"/events/news?lastEventId={ids[0]}", {"Last-Event-ID": ids[1]})
+    assert _data(both) == ["3"]
+
+
+def test_malformed_or_oversized_id_is_ignored_and_the_stream_starts_live():
+    """A Last-Event-ID that isn't one of ours is ignored: 200, no replay, no loss signal."""
+    harness = Harness()
+    _publish(harness, "news", b"old")
+    for bad in ["garbage", "1-2-3", "9" * 30 + "-0", "-1", "\u0661-1"]:
+        client = harness.stream("/events/news", {"Last-Event-ID": bad.encode("utf-8").decode("latin-1")})
+        assert client.response().status == 200
+        assert _data(client) == []
+    _publish(harness, "news", b"live")
+    assert _data(client) == ["live"]
+
+
+def test_client_far_behind_gets_the_loss_signal_then_what_is_retained():
+    """With --history 10 a client 50 events behind is told events were lost, then gets the last 10."""
+    harness = Harness(history=10)
+    first = _publish(harness, "news", b"0")[0]
+    _publish(harness, "news", *(b"%d" % n for n in range(1, 51)))
+    client = harness.stream("/events/news", {"Last-Event-ID": first})
+    events = client.response().events()
+    assert events[0].type == LOST_EVENT_TYPE
+    assert json.loads(events[0].data) == {"channels": ["news"], "lastEventId": first}
+    assert events[0].last_event_id == ""  # no id of its own: the browser keeps the one it sent
+    assert [e.data for e in events[1:]] == [str(n) for n in range(41, 51)]
+
+
+def test_quiet_channel_raises_no_false_loss_signal():
+    """A quiet channel whose history still covers the id gives no loss signal, even beside a busy one."""
+    harness = Harness(history=10)
+    quiet_id = _publish(harness, "quiet", b"q")[0]
+    _publish(harness, "busy", *(b"%d" % n for n in range(50)))
+    quiet = harness.stream("/events/quiet", {"Last-Event-ID": quiet_id})
+    assert quiet.response().events() == []
+    both = harness.stream("/events?channel=quiet&channel=busy", {"Last-Event-ID": quiet_id})
+    events = both.response().events()
+    assert events[0].type == LOST_EVENT_TYPE and json.loads(events[0].data)["channels"] == ["busy"]
+
+
+def test_multi_channel_resume_merges_channels_in_publish_order():
+    """One Last-Event-ID resumes every channel of a stream, in the order events were published."""
+    harness = Harness()
+    start = _publish(harness, "a", b"a0")[0]
+    for n in range(3):
+        _publish(harness, "a", b"a%d" % (n + 1))
+        _publish(harness, "b", b"b%d" % (n + 1))
+    client = harness.stream("/events?channel=a&channel=b", {"Last-Event-ID": start})
+    assert _data(client) == ["a1", "b1", "a2", "b2", "a3", "b3"]
+
+
+def test_live_events_during_the_history_read_are_neither_lost_nor_doubled():
+    """Events published while history is read come once, after the history, even if the read saw them."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock)
+    ids = _publish(harness, "news", b"1", b"2")
+    other = harness.stream("/events/news")  # the channel is already held by another stream
+    client = harness.stream("/events/news", {"Last-Event-ID": ids[0]})
+    _publish(harness, "news", b"3")  # live while the read is pending: held back
+    assert _data(client) == []
+    broker.answer_reads()  # the read sees 2 and 3
+    _publish(harness, "news", b"4")
+    assert _data(client) == ["2", "3", "4"]
+    assert _data(other) == ["3", "4"]
+
+
+def test_resume_from_before_a_restart_reports_loss():
+    """An id from before the broker started (the in-process history died with its process) reports loss."""
+    old = Harness()
+    old_id = _publish(old, "news", b"before restart")[0]
+    later = Clock()
+    later.advance(100)
+    new = Harness(clock=later)
+    events = new.stream("/events/news", {"Last-Event-ID": old_id}).response().events()
+    assert [e.type for e in events] == [LOST_EVENT_TYPE]
