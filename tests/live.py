@@ -69,8 +69,9 @@ class Daemon:
         tac: Path | None = None,
         redis_url: str | None = None,
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ):
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.log_path = workdir / f"twistd-{self.port}.log"
         self.health_path = "/sse/healthz" if tac is not None else "/healthz"
         if tac is not None:
