@@ -9,6 +9,7 @@ id it received) its whole sequence must be the events after its very first id.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
 CHANNELS = ["a", "b", "c"]
+STATS: Counter[str] = Counter()
+"""What the schedules did, summed over every run: for reports, not for assertions."""
 
 
 class Driver(Protocol):
@@ -66,6 +69,7 @@ def make_machine(driver_factory):
             self.counter += 1
             data = f"{channel}{self.counter}"
             self.published.append((channel, data, self.driver.publish(channel, data.encode())))
+            STATS["publishes"] += 1
 
         @rule(
             target=clients,
@@ -77,6 +81,7 @@ def make_machine(driver_factory):
             client = Client(channels, start, start)
             client.handle = self.driver.connect(channels, start)
             self.all_clients.append(client)
+            STATS["connects"] += 1
             return client
 
         @rule()
@@ -97,6 +102,7 @@ def make_machine(driver_factory):
                 client.start_id = client.last_id
                 client.this_connection = 0
                 client.handle = self.driver.connect(client.channels, client.start_id)
+                STATS["resumes"] += 1
 
         @rule(client=consumes(clients))
         def leave(self, client):
@@ -107,6 +113,7 @@ def make_machine(driver_factory):
             received = self.driver.received(client.handle, len(expected))
             assert received == expected, (client.channels, client.start_id)
             client.got += received[client.this_connection :]
+            STATS["events checked"] += len(received) - client.this_connection
             client.this_connection = len(received)
 
         @rule()
@@ -123,6 +130,8 @@ def make_machine(driver_factory):
 
         def teardown(self):
             self.check()
+            STATS["schedules"] += 1
+            STATS["longest schedule (publishes)"] = max(STATS["longest schedule (publishes)"], len(self.published))
             for client in self.all_clients:
                 if client.handle is not None:
                     self.driver.drop(client.handle)

@@ -3,8 +3,17 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_sse.envelope import MARK, pack, unpack
+import json
+
+from twisted_sse.envelope import MARK, unpack
 from twisted_sse.framing import Event
+
+
+def pack(data, event, event_id):
+    """The envelope as PUBLISH_SCRIPT builds it."""
+    header = {k: v for k, v in (("id", event_id), ("event", event)) if v is not None}
+    return MARK + json.dumps(header).encode() + b"\n" + data
+
 
 one_line = st.text().filter(lambda s: not any(c in s for c in "\r\n\0"))
 

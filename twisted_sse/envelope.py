@@ -1,15 +1,16 @@
 """What goes through Redis pub/sub, and the one place Redis payloads are decoded.
 
 A payload published by any Redis client is delivered as it is: its bytes are the
-event's data, with no type and no id. twisted-sse's own publishes that carry more than
-data (an event type now, an id once history exists) are wrapped in an envelope:
+event's data, with no type and no id. Durable events (published by the Lua script in
+`twisted_sse.redis_scripts`) are wrapped in an envelope:
 
     NUL "sse1" JSON-header LF data
 
-for example  b'\\x00sse1{"event":"headline"}\\nthe data'. The header is a JSON object on
-one line (JSON escapes line breaks) with optional "event" and "id" strings; the data
-follows byte for byte. A raw payload only reads as an envelope if it starts with NUL
-"sse1" and a valid header, which no text payload does by accident.
+for example  b'\\x00sse1{"id":"1795725017952-0","event":"headline"}\\nthe data'. The
+header is a JSON object on one line (JSON escapes line breaks) with an "id" and an
+optional "event" string; the data follows byte for byte. A raw payload only reads as an
+envelope if it starts with NUL "sse1" and a valid header, which no text payload does by
+accident.
 """
 
 from __future__ import annotations
@@ -18,19 +19,9 @@ import json
 
 from twisted_sse.framing import Event
 
-__all__ = ["MARK", "pack", "unpack"]
+__all__ = ["MARK", "unpack"]
 
 MARK = b"\x00sse1"
-
-
-def pack(data: bytes, event: str | None = None, event_id: str | None = None) -> bytes:
-    """The payload to PUBLISH for an event with a type and/or an id."""
-    header: dict[str, str] = {}
-    if event is not None:
-        header["event"] = event
-    if event_id is not None:
-        header["id"] = event_id
-    return MARK + json.dumps(header, separators=(",", ":")).encode("utf-8") + b"\n" + data
 
 
 def unpack(payload: bytes) -> Event:

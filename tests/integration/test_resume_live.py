@@ -14,7 +14,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.live import Daemon, LiveStream, get, source_env, wait_until
 from tests.redis_server import RedisServer
-from tests.resume_model import make_machine
+from tests.resume_model import STATS, make_machine
 from twisted_sse.replay import LOST_EVENT_TYPE
 
 TOKEN = {"Authorization": "Bearer s3cret"}
@@ -59,7 +59,12 @@ def test_random_schedules_lose_nothing_and_double_nothing(model_daemon):
     """Random publishes, drops and resumes over real HTTP: each client gets exactly what was published."""
     machine = make_machine(lambda: Live(model_daemon.port))
     examples = int(os.environ.get("SSE_MODEL_EXAMPLES", "15"))
-    run_state_machine_as_test(machine, settings=settings(max_examples=examples, stateful_step_count=30, deadline=None))
+    STATS.clear()
+    steps = int(os.environ.get("SSE_MODEL_STEPS", "30"))
+    run_state_machine_as_test(
+        machine, settings=settings(max_examples=examples, stateful_step_count=steps, deadline=None)
+    )
+    print(dict(STATS))
 
 
 def test_clients_resume_on_another_process_after_sigkill(tmp_path, redis_db):
