@@ -1,9 +1,9 @@
 """The pub/sub envelope: twisted-sse's own publishes carry type and id, raw payloads stay raw."""
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
-
-import json
 
 from twisted_sse.envelope import MARK, unpack
 from twisted_sse.framing import Event

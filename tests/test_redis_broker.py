@@ -1,12 +1,13 @@
 """The Redis subscriber connection, fed RESP bytes over an in-memory transport."""
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from tests.fakes import RecordingListener
 from twisted_sse.hub import Hub
-from twisted_sse.redis_broker import RedisBroker, RedisUnavailable
+from twisted_sse.redis_broker import _POSITION, _PUBLISH, _READ, RedisBroker, RedisUnavailable
 from twisted_sse.redis_url import RedisAddress
 
 
@@ -22,13 +23,36 @@ def resp(*items):
 
 
 class Connected:
-    """A RedisBroker whose subscriber connection is an in-memory transport."""
+    """A RedisBroker whose subscriber connection is an in-memory transport.
+
+    Its scripts (run on the command connection) are answered by the test: `scripts`
+    holds (script name, keys, args, Deferred) for each call.
+    """
 
     def __init__(self):
         self.clock = Clock()
         self.broker = RedisBroker(RedisAddress(host="127.0.0.1"), "sse:", self.clock)
+        self.scripts = []
+        self.broker._script = self._script
         self.hub = Hub(self.broker)
         self.connect()
+        self.answer("position", b"1-0")
+
+    def _script(self, script, keys, args):
+        names = {_PUBLISH: "publish", _READ: "read", _POSITION: "position"}
+        d = Deferred()
+        self.scripts.append((names[script], keys, args, d))
+        return d
+
+    def answer(self, name, reply):
+        """Answer the oldest pending call of script `name`."""
+        call = next(c for c in self.scripts if c[0] == name)
+        self.scripts.remove(call)
+        if isinstance(reply, Exception):
+            call[3].errback(reply)
+        else:
+            call[3].callback(reply)
+        return call
 
     def connect(self):
         self.transport = StringTransport()
@@ -114,17 +138,71 @@ def test_last_listener_leaving_unsubscribes(redis):
     assert redis.sent() == resp(b"UNSUBSCRIBE", b"sse:news")
 
 
-def test_reconnect_resubscribes_every_held_channel(redis):
-    """After the connection is lost and made again, every channel with listeners is subscribed again."""
-    listener = RecordingListener()
+def durable(event_id, data):
+    return b'\x00sse1{"id":"' + event_id + b'"}\n' + data
+
+
+def entry(event_id, data):
+    return [event_id, [b"d", data]]
+
+
+def _reconnected(redis, listener):
     redis.hub.add(listener, ["a", "b"])
     redis.feed(resp(b"subscribe", b"sse:a", 1), resp(b"subscribe", b"sse:b", 2))
+    redis.feed(resp(b"message", b"sse:a", durable(b"2-0", b"before")))
     redis.protocol.connectionLost(None)
     assert not redis.broker.is_connected()
     redis.connect()
     assert redis.sent() == resp(b"SUBSCRIBE", b"sse:a") + resp(b"SUBSCRIBE", b"sse:b")
-    redis.feed(resp(b"message", b"sse:b", b"back"))
-    assert listener.delivered == [b"data: back\n\n"]
+    redis.feed(resp(b"subscribe", b"sse:a", 1), resp(b"subscribe", b"sse:b", 2))
+
+
+def test_reconnect_resubscribes_and_recovers_the_outage_before_live_messages(redis):
+    """After a reconnect, what was published during the outage comes first, then live messages, once each."""
+    listener = RecordingListener()
+    _reconnected(redis, listener)
+    redis.feed(resp(b"message", b"sse:b", durable(b"5-0", b"live")), resp(b"message", b"sse:b", b"raw"))
+    assert listener.delivered == [b"id: 2-0\ndata: before\n\n"]  # held while the history is read
+    reads = [redis.answer("read", [0, [entry(b"3-0", b"missed a")]]), redis.answer("read", [0, []])]
+    assert [(keys[0], args[1]) for _, keys, args, _ in reads] == [
+        (b"sse:#history:a", b"2-0"),
+        (b"sse:#history:b", b"2-0"),
+    ]
+    assert listener.delivered[1:] == [b"id: 3-0\ndata: missed a\n\n", b"id: 5-0\ndata: live\n\n", b"data: raw\n\n"]
+
+
+def test_recovery_skips_what_arrived_live_and_signals_lost_history(redis):
+    """Messages both read and held come once; a channel whose history is gone gets the loss signal first."""
+    listener = RecordingListener()
+    _reconnected(redis, listener)
+    redis.feed(resp(b"message", b"sse:a", durable(b"4-0", b"both")))
+    redis.answer("read", [1, [entry(b"4-0", b"both")]])
+    redis.answer("read", [0, []])
+    assert listener.delivered[1].startswith(b'event: sse-lost\ndata: {"channels": ["a"]')
+    assert listener.delivered[2:] == [b"id: 4-0\ndata: both\n\n"]
+
+
+def test_failed_recovery_read_tells_every_channel(redis):
+    """When the history can't be read after an outage, clients get the loss signal instead of a silent gap."""
+    listener = RecordingListener()
+    _reconnected(redis, listener)
+    redis.answer("read", RuntimeError("timeout"))
+    assert [d.split(b"\n")[0] for d in listener.delivered[1:]] == [b"event: sse-lost"] * 2
+
+
+def test_silent_connection_is_pinged_then_cut(redis):
+    """PINGs go out while Redis answers; after `timeout` seconds of silence the connection is cut."""
+    redis.sent()
+    redis.broker._check_liveness()
+    assert redis.sent() == resp(b"PING")
+    redis.clock.advance(4)
+    redis.feed(resp(b"pong", b""))
+    redis.clock.advance(4)
+    redis.broker._check_liveness()
+    assert not redis.transport.disconnected
+    redis.clock.advance(1.5)
+    redis.broker._check_liveness()
+    assert redis.transport.disconnected
 
 
 def test_subscribe_fails_fast_while_redis_is_down(redis):

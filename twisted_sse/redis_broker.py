@@ -1,72 +1,58 @@
-"""The Redis edge: ONE subscriber connection for the whole process, one for commands.
+"""The Redis broker: ONE subscriber connection for the whole process, one for commands.
 
-Every stream of the process is served from a single txredisapi `SubscriberProtocol`.
-A channel is SUBSCRIBEd when the hub gets its first listener and UNSUBSCRIBEd when the
-last one leaves; after a reconnect every channel the hub holds is subscribed again.
+Every stream of the process is served from a single subscriber connection. A channel is
+SUBSCRIBEd when the hub gets its first listener and UNSUBSCRIBEd when the last one
+leaves. Replies are read by content: messages, subscribe confirmations (matched per
+channel, in order), PONGs, errors.
 
-txredisapi routes replies to callers by position, which goes wrong on a subscriber
-connection (a confirmation can reach the wrong caller). Once the connection is ready,
-this module reads every reply itself, by content: messages, subscribe confirmations
-(matched per channel, in order), errors.
+After the connection was lost (Redis restarted, paused, or the connection was cut) the
+broker reconnects, subscribes every channel the hub holds again, and recovers what they
+missed through the resume mechanism (`twisted_sse.replay`): live messages are held while
+the history after the last id this process received is read and handed on first, each
+id once. When Redis lost that history, each channel's listeners get the loss signal.
+
+A connection that stops answering (a hung or paused Redis, a dead peer) is found by
+PINGs: when nothing was heard for `timeout` seconds it is cut and made again.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-import txredisapi
 from twisted.application.service import Service
-from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, fail, gatherResults
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_sse.envelope import unpack
 from twisted_sse.framing import Event
-from twisted_sse.history import EventKey, Missed, format_id
+from twisted_sse.history import EventKey, Missed, format_id, parse_id
 from twisted_sse.interfaces import Receiver
-from twisted_sse.redis_scripts import PUBLISH_SCRIPT, READ_SCRIPT, keys
+from twisted_sse.redis_connection import (
+    Script,
+    Subscriber,
+    command_factory,
+    redis_endpoint,
+    run_script,
+    subscriber_factory,
+)
+from twisted_sse.redis_scripts import POSITION_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT, keys
 from twisted_sse.redis_url import RedisAddress
+from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 
-__all__ = ["RedisBroker", "RedisUnavailable", "redis_endpoint"]
+__all__ = ["RedisBroker", "RedisUnavailable"]
 
 _log = Logger()
+
+_PUBLISH = Script.of(PUBLISH_SCRIPT)
+_READ = Script.of(READ_SCRIPT)
+_POSITION = Script.of(POSITION_SCRIPT)
 
 
 class RedisUnavailable(Exception):
     """Redis can't be reached right now."""
-
-
-def redis_endpoint(reactor: Any, address: RedisAddress) -> IStreamClientEndpoint:
-    """The client endpoint for `address`: the one place a Sentinel variant would replace."""
-    if address.unix_path is not None:
-        return endpoints.UNIXClientEndpoint(reactor, address.unix_path, timeout=5)
-    assert address.host is not None
-    endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=5)
-    if not address.tls:
-        return endpoint
-    from twisted.internet.ssl import optionsForClientTLS
-
-    return endpoints.wrapClientTLS(optionsForClientTLS(address.host), endpoint)
-
-
-@dataclass(frozen=True)
-class _Script:
-    source: bytes
-    sha: bytes
-
-    @classmethod
-    def of(cls, source: str) -> _Script:
-        data = source.encode("utf-8")
-        return cls(data, hashlib.sha1(data).hexdigest().encode("ascii"))
-
-
-_PUBLISH = _Script.of(PUBLISH_SCRIPT)
-_READ = _Script.of(READ_SCRIPT)
 
 
 def _missed(reply: list[Any]) -> Missed:
@@ -80,42 +66,12 @@ def _missed(reply: list[Any]) -> Missed:
     return Missed(bool(lost), events)
 
 
-def _command(*parts: bytes) -> bytes:
-    """One Redis command in RESP."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
-
-
-class _Subscriber(txredisapi.SubscriberProtocol):
-    """The subscriber connection; hands everything to the broker once it is ready."""
-
-    def connectionMade(self) -> Deferred[None]:
-        # The parent authenticates and marks the connection ready: wait for it.
-        return super().connectionMade().addCallback(self._maybe_ready)
-
-    def _maybe_ready(self, _: object) -> None:
-        if self._ready:
-            self.factory.broker._subscriber_ready(self)
-
-    def connectionLost(self, why: object) -> None:
-        was_ready = self._ready
-        super().connectionLost(why)
-        self.factory.broker._subscriber_lost(self, was_ready)
-
-    def replyReceived(self, reply: object) -> None:
-        if not self._ready:
-            super().replyReceived(reply)  # AUTH's answer, for the parent
-        else:
-            self.factory.broker._reply(reply)
-
-    def send(self, *parts: bytes) -> None:
-        self.transport.write(_command(*parts))
-
-
 class RedisBroker(Service):
-    """A broker on Redis pub/sub; see `twisted_sse.interfaces.Broker`."""
+    """A broker on Redis pub/sub; see `twisted_sse.interfaces.Broker`.
+
+    `timeout` bounds every command (publishes fail rather than hang) and how long the
+    subscriber connection may stay silent before it is cut and made again.
+    """
 
     kind = "redis"
 
@@ -136,27 +92,14 @@ class RedisBroker(Service):
         self._receiver: Receiver | None = None
         self._wanted: set[str] = set()
         self._confirming: dict[str, deque[list[Deferred[None]]]] = {}
-        self._subscriber: _Subscriber | None = None
-        self._was_connected = False
-        # Never a dbid on the subscriber: SELECT after SUBSCRIBE fails and ends reconnection.
-        self._subscriber_factory = txredisapi.SubscriberFactory(isLazy=True)
-        self._subscriber_factory.protocol = _Subscriber
-        self._subscriber_factory.broker = self
-        self._subscriber_factory.charset = None  # payloads stay bytes
-        self._subscriber_factory.convertNumbers = False  # "007" stays "007"
-        self._subscriber_factory.password = address.password
-        self._subscriber_factory.username = address.username
-        self._commands = txredisapi.RedisFactory(
-            None,
-            address.db or None,
-            1,
-            isLazy=True,
-            charset=None,
-            password=address.password,
-            username=address.username,
-            replyTimeout=timeout,
-            convertNumbers=False,
-        )
+        self._subscriber: Subscriber | None = None
+        self._connections = 0
+        self._last_heard = 0.0
+        self._replay: Replay[tuple[str, Event]] = Replay(self._hand_on)
+        self._subscriber_factory = subscriber_factory(address, self)
+        self._commands = command_factory(address, timeout)
+        self._liveness = LoopingCall(self._check_liveness)
+        self._liveness.clock = reactor
 
     # Service
 
@@ -165,9 +108,12 @@ class RedisBroker(Service):
         _log.info("connecting to Redis at {address}", address=self.address.describe())
         self._subscriber_factory.startConnecting(redis_endpoint(self._reactor, self.address))
         self._commands.startConnecting(redis_endpoint(self._reactor, self.address))
+        self._liveness.start(self._timeout / 3, now=False)
 
     def stopService(self) -> Deferred[list[object]]:
         super().stopService()
+        if self._liveness.running:
+            self._liveness.stop()
         return gatherResults([self._subscriber_factory.disconnect(), self._commands.disconnect()], consumeErrors=True)
 
     # Broker
@@ -182,10 +128,7 @@ class RedisBroker(Service):
         self._wanted.add(channel)
         if self._subscriber is None:
             return fail(RedisUnavailable("Redis is not connected"))
-        waiter: Deferred[None] = Deferred()
-        self._confirming.setdefault(channel, deque()).append([waiter])
-        self._subscriber.send(b"SUBSCRIBE", self._prefix + channel.encode("ascii"))
-        return waiter.addTimeout(self._timeout, self._reactor)
+        return self._subscribe(self._subscriber, channel).addTimeout(self._timeout, self._reactor)
 
     def unsubscribe(self, channel: str) -> None:
         self._wanted.discard(channel)
@@ -193,6 +136,8 @@ class RedisBroker(Service):
             self._subscriber.send(b"UNSUBSCRIBE", self._prefix + channel.encode("ascii"))
 
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
+        if self._subscriber is None:
+            return fail(RedisUnavailable("Redis is not connected"))
         name = channel.encode("ascii")
         args = [self._prefix + name, name, data, (event or "").encode("utf-8"), *self._bounds]
         d = self._script(_PUBLISH, keys(self._prefix, name), args)
@@ -203,36 +148,43 @@ class RedisBroker(Service):
         d = self._script(_READ, keys(self._prefix, name), [name, format_id(after).encode("ascii"), *self._bounds])
         return d.addCallback(_missed)
 
-    def _script(self, script: _Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
-        """Run a Lua script by its hash, loading it when Redis doesn't know it yet; time-bounded."""
-        handler = self._commands.handler
+    def _script(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
+        return run_script(self._commands, script, script_keys, args).addTimeout(self._timeout, self._reactor)
 
-        def unknown(failure: Failure) -> Deferred[Any]:
-            failure.trap(txredisapi.ResponseError)
-            if "NOSCRIPT" not in str(failure.value):
-                return failure  # type: ignore[return-value]
-            return handler.execute_command("EVAL", script.source, len(script_keys), *script_keys, *args)
+    def _subscribe(self, subscriber: Subscriber, channel: str) -> Deferred[None]:
+        """Send SUBSCRIBE; fires when Redis confirms this very command."""
+        waiter: Deferred[None] = Deferred()
+        self._confirming.setdefault(channel, deque()).append([waiter])
+        subscriber.send(b"SUBSCRIBE", self._prefix + channel.encode("ascii"))
+        return waiter
 
-        d = handler.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
-        return d.addErrback(unknown).addTimeout(self._timeout, self._reactor)
+    # What the subscriber connection reports (SubscriberOwner)
 
-    # What the subscriber connection reports
-
-    def _subscriber_ready(self, subscriber: _Subscriber) -> None:
+    def subscriber_ready(self, subscriber: Subscriber) -> None:
+        self._connections += 1
+        reconnected = self._connections > 1
         _log.info(
             "Redis {what} at {address}: subscribing {count} channels",
-            what="reconnected" if self._was_connected else "connected",
+            what="reconnected" if reconnected else "connected",
             address=self.address.describe(),
             count=len(self._wanted),
         )
-        self._was_connected = True
         self._subscriber = subscriber
+        self._last_heard = self._reactor.seconds()
         self._confirming = {}
-        for channel in sorted(self._wanted):
-            self._confirming[channel] = deque([[]])
-            subscriber.send(b"SUBSCRIBE", self._prefix + channel.encode("ascii"))
+        if not reconnected:
+            self._learn_position()
+            for channel in sorted(self._wanted):
+                self._subscribe(subscriber, channel)
+            return
+        self._replay.hold()
+        generation = self._connections
+        channels = sorted(self._wanted)
+        confirmed = gatherResults([self._subscribe(subscriber, channel) for channel in channels], consumeErrors=True)
+        confirmed.addCallback(lambda _: self._recover(channels, generation))
+        confirmed.addErrback(lambda failure: None)  # the connection went again: the next one recovers
 
-    def _subscriber_lost(self, subscriber: _Subscriber, was_ready: bool) -> None:
+    def subscriber_lost(self, subscriber: Subscriber) -> None:
         if subscriber is not self._subscriber:
             return
         self._subscriber = None
@@ -244,22 +196,26 @@ class RedisBroker(Service):
                 for waiter in waiters:
                     waiter.errback(RedisUnavailable("Redis connection lost"))
 
-    def _reply(self, reply: object) -> None:
+    def reply(self, reply: object) -> None:
+        self._last_heard = self._reactor.seconds()
         if isinstance(reply, list) and len(reply) == 3:
             kind, channel, payload = reply
             if kind == b"message":
                 self._message(channel, payload)
             elif kind == b"subscribe":
                 self._confirmed(channel)
-            return
-        if isinstance(reply, Exception):
+        elif isinstance(reply, Exception):
             _log.error("Redis answered the subscriber with an error: {error}", error=reply)
 
     def _message(self, channel: bytes, payload: bytes) -> None:
-        if self._receiver is None or not channel.startswith(self._prefix):
+        if not channel.startswith(self._prefix):
             return
-        name = channel[len(self._prefix) :].decode("ascii", "replace")
-        self._receiver(name, unpack(payload))
+        event = unpack(payload)
+        self._replay.live(parse_id(event.id), (channel[len(self._prefix) :].decode("ascii", "replace"), event))
+
+    def _hand_on(self, item: tuple[str, Event]) -> None:
+        if self._receiver is not None:
+            self._receiver(*item)
 
     def _confirmed(self, channel: bytes) -> None:
         name = channel[len(self._prefix) :].decode("ascii", "replace")
@@ -272,3 +228,64 @@ class RedisBroker(Service):
         if not entries:
             del self._confirming[name]
         _log.debug("Redis confirmed subscription to {channel}", channel=name)
+
+    # Position, recovery, liveness
+
+    def _learn_position(self) -> None:
+        """Ask where the id sequence stands, so that a later outage knows what it missed."""
+
+        def learned(reply: bytes) -> None:
+            key = parse_id(reply.decode("ascii"))
+            if key is not None and (self._replay.last is None or key > self._replay.last):
+                self._replay.last = key
+
+        def failed(failure: Failure) -> None:
+            _log.warn("could not read the id position from Redis: {error}", error=failure.getErrorMessage())
+
+        self._script(_POSITION, keys(self._prefix, b""), []).addCallbacks(learned, failed)
+
+    def _recover(self, channels: list[str], generation: int) -> Deferred[None] | None:
+        """All channels are subscribed again: hand on what they missed, then the held live messages."""
+        if generation != self._connections:
+            return None
+        after = self._replay.last or (0, 0)
+        started = self._reactor.seconds()
+
+        def recovered(gap: Gap) -> None:
+            if generation != self._connections:
+                return
+            replayed: list[tuple[EventKey | None, tuple[str, Event]]] = [
+                (None, (channel, lost_event([channel], gap.after))) for channel in gap.lost
+            ]
+            replayed += [(key, (channel, event)) for key, channel, event in gap.events]
+            self._replay.release(replayed)
+            _log.info(
+                "recovered {count} events published while Redis was out of reach ({lost} channels lost some) "
+                "in {seconds:.3f}s",
+                count=len(gap.events),
+                lost=len(gap.lost),
+                seconds=self._reactor.seconds() - started,
+            )
+
+        def failed(failure: Failure) -> None:
+            if generation != self._connections:
+                return
+            _log.error(
+                "could not read what {count} channels missed: {error}; telling their clients",
+                count=len(channels),
+                error=failure.getErrorMessage(),
+            )
+            self._replay.release([(None, (channel, lost_event([channel], after))) for channel in channels])
+
+        return read_missed(self, channels, after).addCallbacks(recovered, failed)
+
+    def _check_liveness(self) -> None:
+        subscriber = self._subscriber
+        if subscriber is None:
+            return
+        silent = self._reactor.seconds() - self._last_heard
+        if silent > self._timeout:
+            _log.warn("Redis has not answered for {seconds:.1f}s; cutting the connection", seconds=silent)
+            subscriber.abort()
+        else:
+            subscriber.send(b"PING")

@@ -18,11 +18,13 @@ Any language can publish the same way:
          sse:news news <data> <event type or ""> <history length> <history ttl ms or 0>
 
 and gets the id back. READ_SCRIPT returns {lost (0/1), entries after an id}.
+POSITION_SCRIPT returns the id everything published from now on will follow (the last
+id issued, or the origin): where a subscriber starts counting what it has seen.
 """
 
 from __future__ import annotations
 
-__all__ = ["keys", "PUBLISH_SCRIPT", "READ_SCRIPT"]
+__all__ = ["keys", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT"]
 
 
 def keys(prefix: bytes, channel: bytes) -> list[bytes]:
@@ -112,5 +114,13 @@ local cut = redis.call('HGET', KEYS[3], channel)
 local lost = 0
 if less(after, first) or (cut and less(after, cut)) then lost = 1 end
 return {lost, redis.call('XRANGE', KEYS[1], '(' .. after, '+')}
+"""
+)
+
+POSITION_SCRIPT = (
+    _COMMON
+    + r"""
+local first = origin(now_ms())
+return redis.call('GET', KEYS[2]) or first
 """
 )

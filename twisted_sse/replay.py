@@ -1,40 +1,44 @@
 """Resume without loss: the one mechanism that fills a gap from history.
 
-A `Replay` stands between live events and where they go (one client's stream, or a
-channel's fan-out). While a gap is being filled it holds live events back; then it lets
-the history through, then the held live events, skipping every id already passed on:
-nothing lost, nothing twice, in id order. Streams use it for `Last-Event-ID`; the hub
-uses it after a Redis outage to recover what its channels missed.
+A `Replay` stands between live events and where they go. While a gap is being filled it
+holds live events back; then it lets the history through, then the held live events,
+skipping every id already passed on: nothing lost, nothing twice, in id order.
+
+Two gaps are filled this way. A stream that resumes after its client's `Last-Event-ID`
+(`twisted_sse.stream`), and the Redis broker after its subscriber connection was down,
+from the last id the process received (`twisted_sse.redis_broker`). Both read the gap
+with `read_missed`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults
 
-from twisted_sse.framing import Event, encode
+from twisted_sse.framing import Event
 from twisted_sse.history import EventKey, Missed, format_id, parse_id
 from twisted_sse.interfaces import Broker
 
-__all__ = ["Replay", "LOST_EVENT_TYPE", "read_missed", "Encoded"]
+__all__ = ["Replay", "Gap", "LOST_EVENT_TYPE", "lost_event", "read_missed"]
 
 LOST_EVENT_TYPE = "sse-lost"
 """The type of the event that says events after the client's id are no longer held."""
 
-Encoded = tuple[EventKey | None, bytes]
-"""An event as the wire needs it: its id's key (None: no id) and its encoded bytes."""
+T = TypeVar("T")
 
 
-class Replay:
-    """Passes encoded events to `sink` once each, in order, holding live ones during a replay."""
+class Replay(Generic[T]):
+    """Passes items to `sink` once per id, in order, holding live ones back during a replay."""
 
     __slots__ = ("_sink", "_held", "last")
 
-    def __init__(self, sink: Callable[[bytes], None], after: EventKey | None = None) -> None:
+    def __init__(self, sink: Callable[[T], None], after: EventKey | None = None) -> None:
         self._sink = sink
-        self._held: list[Encoded] | None = None
+        self._held: list[tuple[EventKey | None, T]] | None = None
         self.last = after
         """The newest id passed on (or resumed from): anything not newer is skipped."""
 
@@ -42,49 +46,61 @@ class Replay:
     def holding(self) -> bool:
         return self._held is not None
 
-    def live(self, key: EventKey | None, data: bytes) -> None:
+    def live(self, key: EventKey | None, item: T) -> None:
         if self._held is not None:
-            self._held.append((key, data))
+            self._held.append((key, item))
         else:
-            self._pass(key, data)
+            self._pass(key, item)
 
     def hold(self) -> None:
-        """Start holding live events back: a replay is coming."""
+        """Start holding live items back: a replay is coming."""
         if self._held is None:
             self._held = []
 
-    def release(self, replayed: Iterable[Encoded]) -> None:
-        """Pass on the replayed events, then the held live ones; back to passing live events."""
-        for key, data in replayed:
-            self._pass(key, data)
+    def release(self, replayed: Iterable[tuple[EventKey | None, T]]) -> None:
+        """Pass on the replayed items, then the held live ones; back to passing live items."""
+        for key, item in replayed:
+            self._pass(key, item)
         held, self._held = self._held or [], None
-        for key, data in held:
-            self._pass(key, data)
+        for key, item in held:
+            self._pass(key, item)
 
-    def _pass(self, key: EventKey | None, data: bytes) -> None:
+    def _pass(self, key: EventKey | None, item: T) -> None:
         if key is not None:
             if self.last is not None and key <= self.last:
                 return
             self.last = key
-        self._sink(data)
+        self._sink(item)
 
 
-def lost_event(channels: Sequence[str], after: EventKey) -> bytes:
+@dataclass(frozen=True)
+class Gap:
+    """What channels missed after an id: which lost events for good, and the rest in id order."""
+
+    after: EventKey
+    lost: list[str]
+    events: list[tuple[EventKey | None, str, Event]]
+    """(id key, channel, event), in publish order across the channels."""
+
+
+def lost_event(channels: Sequence[str], after: EventKey) -> Event:
     """The event that tells a client which channels' events after its id are gone."""
     body = {"channels": list(channels), "lastEventId": format_id(after)}
-    return encode(Event(json.dumps(body).encode("utf-8"), LOST_EVENT_TYPE))
+    return Event(json.dumps(body).encode("utf-8"), LOST_EVENT_TYPE)
 
 
-def read_missed(broker: Broker, channels: Sequence[str], after: EventKey) -> Deferred[list[Encoded]]:
-    """Every channel's events after `after`, merged in id order, behind a loss event if needed."""
+def read_missed(broker: Broker, channels: Sequence[str], after: EventKey) -> Deferred[Gap]:
+    """Every channel's events after `after` from the broker's history, merged in id order."""
 
-    def merge(results: list[Missed]) -> list[Encoded]:
+    def merge(results: list[Missed]) -> Gap:
         lost = [channel for channel, missed in zip(channels, results, strict=True) if missed.lost]
-        events = sorted(
-            ((parse_id(event.id), encode(event)) for missed in results for event in missed.events),
-            key=lambda item: item[0] or (0, 0),
-        )
-        return ([(None, lost_event(lost, after))] if lost else []) + events
+        events = [
+            (parse_id(event.id), channel, event)
+            for channel, missed in zip(channels, results, strict=True)
+            for event in missed.events
+        ]
+        events.sort(key=lambda item: item[0] or (0, 0))
+        return Gap(after, lost, events)
 
     reads = [broker.history(channel, after) for channel in channels]
     return gatherResults(reads, consumeErrors=True).addCallback(merge)

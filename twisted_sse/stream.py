@@ -16,11 +16,11 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from twisted_sse.framing import encode_retry
+from twisted_sse.framing import encode, encode_retry
 from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
-from twisted_sse.replay import Encoded, Replay, read_missed
+from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 
 __all__ = ["EventStream", "describe_peer"]
 
@@ -58,7 +58,7 @@ class EventStream:
         self._request = request
         self._hub = hub
         self._broker = broker
-        self._replay = Replay(self._write_event)
+        self._replay: Replay[bytes] = Replay(self._write_event)
         self.channels = tuple(channels)
         self._now: Callable[[], float] = clock.seconds
         self._max_queue = max_queue
@@ -96,9 +96,13 @@ class EventStream:
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
         return read_missed(self._broker, self.channels, after).addCallback(self._caught_up)
 
-    def _caught_up(self, missed: list[Encoded]) -> None:
-        if not self._closed:
-            self._replay.release(missed)
+    def _caught_up(self, gap: Gap) -> None:
+        if self._closed:
+            return
+        replayed = [(key, encode(event)) for key, _, event in gap.events]
+        if gap.lost:
+            replayed.insert(0, (None, encode(lost_event(gap.lost, gap.after))))
+        self._replay.release(replayed)
 
     # Listener: what the hub calls.
 
