@@ -176,6 +176,7 @@ def test_healthz_reports_streams_and_channels(harness):
         "connected": True,
         "streams": 2,
         "channels": 2,
+        "counters": {"streams_opened": 2},
     }
 
 

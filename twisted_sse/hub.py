@@ -7,6 +7,7 @@ bytes are handed to each listener.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
@@ -41,6 +42,8 @@ class Hub:
         self._broker = broker
         self._channels: dict[str, _Channel] = {}
         self._streams: dict[Listener, tuple[str, ...]] = {}
+        self.counters: Counter[str] = Counter()
+        """Totals since start (streams opened, refused, cut, messages): reported by /healthz."""
         broker.set_receiver(self.deliver)
 
     @property
@@ -55,12 +58,17 @@ class Hub:
         """The channels that have at least one listener."""
         return list(self._channels)
 
+    def listeners(self) -> list[Listener]:
+        """Every open stream."""
+        return list(self._streams)
+
     def add(self, listener: Listener, channels: Iterable[str]) -> Deferred[None]:
         """Register `listener` on `channels`; fires once the broker delivers all of them."""
         names = tuple(dict.fromkeys(channels))
         if listener in self._streams:
             raise ValueError("listener is already registered")
         self._streams[listener] = names
+        self.counters["streams_opened"] += 1
         return gatherResults([self._listen(name, listener) for name in names], consumeErrors=True).addCallback(
             lambda _: None
         )
@@ -83,6 +91,7 @@ class Hub:
         held = self._channels.get(channel)
         if held is None:
             return
+        self.counters["messages"] += 1
         key = parse_id(event.id)
         data = encode(event)
         for listener in list(held.listeners):

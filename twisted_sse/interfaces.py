@@ -53,3 +53,6 @@ class Listener(Protocol):
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment."""
+
+    def close(self, retry_ms: int | None = None) -> None:
+        """End the stream, telling the client to reconnect after `retry_ms`."""

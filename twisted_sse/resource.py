@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -23,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twisted_sse.framing import check_field
+from twisted_sse.framing import check_field, encode_comment, encode_retry
 from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
@@ -80,6 +81,23 @@ class _Surface:
     settings: Settings
     clock: IReactorTime
     publish_token: str
+    rng: random.Random = field(default_factory=random.Random)
+    draining: bool = False
+
+    def jittered_retry(self) -> int:
+        """A reconnect delay between one and three times --retry, so clients don't come back at once."""
+        return int(self.settings.retry_ms * self.rng.uniform(1.0, 3.0))
+
+    def _unavailable(self) -> str | None:
+        """Why a stream can't be served right now, or None."""
+        if self.draining:
+            return "the server is shutting down"
+        if not self.broker.is_connected():
+            return "the broker is not connected"
+        limit = self.settings.max_connections
+        if limit and self.hub.streams_open >= limit:
+            return f"the server is full ({limit} streams)"
+        return None
 
     def cors(self, request: Request) -> None:
         origins = self.settings.cors_origins
@@ -118,7 +136,23 @@ class _Surface:
         request.setHeader(b"x-accel-buffering", b"no")
         if request.method == b"HEAD":
             return b""
-        stream = EventStream(request, self.hub, self.broker, channels, self.clock, self.settings.max_queue)
+        why = self._unavailable()
+        if why is not None:
+            # EventSource gives up on any non-200 answer: say 200, when to retry, and close.
+            self.hub.counters["streams_refused"] += 1
+            retry = self.jittered_retry()
+            _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
+                      peer=describe_peer(request), why=why, retry=retry)  # fmt: skip
+            return encode_retry(retry) + encode_comment(why.encode("utf-8"))
+        stream = EventStream(
+            request,
+            self.hub,
+            self.broker,
+            channels,
+            self.clock,
+            self.settings.max_queue,
+            self.jittered_retry,
+        )
         stream.open(self.settings.retry_ms, self._resume_from(request))
         return NOT_DONE_YET
 
@@ -271,23 +305,44 @@ class _Health(_Page):
     def answer(self, request: Request) -> bytes:
         surface = self._surface
         connected = surface.broker.is_connected()
+        healthy = connected and not surface.draining
         report = {
-            "status": "ok" if connected else "unavailable",
+            "status": "ok" if healthy else "draining" if surface.draining else "unavailable",
             "broker": surface.broker.kind,
             "connected": connected,
             "streams": surface.hub.streams_open,
             "channels": surface.hub.channels_held,
+            "counters": dict(surface.hub.counters),
         }
-        return _json(request, 200 if connected else 503, report)
+        if not healthy:
+            request.setHeader(b"retry-after", b"1")
+        return _json(request, 200 if healthy else 503, report)
 
 
 class SSEResource(_Page):
     """The root of twisted-sse's URL space: `events/` and `healthz`. Mount it anywhere."""
 
-    def __init__(self, hub: Hub, broker: Broker, settings: Settings, clock: IReactorTime, publish_token: str) -> None:
-        super().__init__(_Surface(hub, broker, settings, clock, publish_token))
+    def __init__(
+        self,
+        hub: Hub,
+        broker: Broker,
+        settings: Settings,
+        clock: IReactorTime,
+        publish_token: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(_Surface(hub, broker, settings, clock, publish_token, rng or random.Random()))
         self.putChild(b"events", _Events(self._surface))
         self.putChild(b"healthz", _Health(self._surface))
 
     def render(self, request: Request) -> bytes:
         return _plain(request, 404, "no such resource; streams are at events/{channel}")
+
+    def drain(self) -> None:
+        """Refuse new streams and end every open one with a jittered reconnect hint."""
+        surface = self._surface
+        surface.draining = True
+        streams = surface.hub.listeners()
+        _log.info("draining {count} streams", count=len(streams))
+        for stream in streams:
+            stream.close(surface.jittered_retry())

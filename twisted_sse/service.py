@@ -13,10 +13,9 @@ import secrets
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from twisted_sse.framing import check_field
 from twisted_sse.heartbeat import Heartbeat
@@ -25,6 +24,7 @@ from twisted_sse.interfaces import Broker
 from twisted_sse.memory_broker import MemoryBroker
 from twisted_sse.resource import SSEResource
 from twisted_sse.settings import CHANNEL_RULE, Settings, valid_channel
+from twisted_sse.site import SSESite
 
 __all__ = ["SSEService"]
 
@@ -56,10 +56,11 @@ class SSEService(MultiService):
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token)
         Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
-        site = Site(self.resource, reactor=reactor)
-        site.displayTracebacks = False
+        self.site = SSESite(self.resource, settings.max_message_size, settings.header_timeout, reactor)
+        self._listening = MultiService()
         for description in settings.listen:
-            strports.service(description, site, reactor=reactor).setServiceParent(self)
+            strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)
+        self._listening.setServiceParent(self)
 
     def publish(self, channel: str, data: bytes | str, event: str | None = None) -> Deferred[str | None]:
         """Publish one event to `channel`; fires with its id (None when it has none).
@@ -89,6 +90,19 @@ class SSEService(MultiService):
             )
         super().startService()
 
+    def stopService(self) -> Deferred[None]:
+        """Stop accepting, end every stream with a jittered retry hint, then release the broker.
+
+        Bounded by `drain_timeout`: connections still open by then are cut.
+        """
+        Service.stopService(self)
+        stopped = maybeDeferred(self._listening.stopService)
+        stopped.addCallback(lambda _: self.resource.drain())
+        stopped.addCallback(lambda _: self.site.close_connections(self.settings.drain_timeout))
+        others = [child for child in reversed(list(self)) if child is not self._listening]
+        stopped.addCallback(lambda _: gatherResults([maybeDeferred(child.stopService) for child in others]))
+        return stopped.addCallback(lambda _: None)
+
 
 def _describe(broker: Broker) -> str:
     address = getattr(broker, "address", None)
@@ -103,7 +117,9 @@ def _default_broker(settings: Settings, reactor: Any) -> Broker:
         return MemoryBroker(reactor, settings.history, settings.history_ttl)
     from twisted_sse.redis_broker import RedisBroker  # importing txredisapi installs a reactor
 
-    return RedisBroker(settings.redis, settings.prefix, reactor, settings.history, settings.history_ttl)
+    return RedisBroker(
+        settings.redis, settings.prefix, reactor, settings.history, settings.history_ttl, settings.redis_timeout
+    )
 
 
 def _example_url(listen: tuple[str, ...]) -> str:

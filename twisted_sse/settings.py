@@ -40,6 +40,14 @@ class Settings:
     """Largest body an HTTP publish may have, in bytes."""
     max_queue: int = 1024 * 1024
     """Bytes held for one slow client before it is disconnected."""
+    max_connections: int = 0
+    """Streams open at once; past it a stream gets retry: and a close. 0: no limit."""
+    header_timeout: float = 10.0
+    """Seconds a client has to send complete request headers."""
+    drain_timeout: float = 5.0
+    """Seconds shutdown waits for streams and connections to close before cutting them."""
+    redis_timeout: float = 5.0
+    """Seconds a Redis command may take, and a silent subscriber connection may last."""
     history: int = 1000
     """Events kept per channel for resuming clients (exactly; 0 keeps none)."""
     history_ttl: float = 0

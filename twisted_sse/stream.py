@@ -54,6 +54,7 @@ class EventStream:
         channels: Sequence[str],
         clock: IReactorTime,
         max_queue: int,
+        retry_after_failure: Callable[[], int],
     ) -> None:
         self._request = request
         self._hub = hub
@@ -62,6 +63,7 @@ class EventStream:
         self.channels = tuple(channels)
         self._now: Callable[[], float] = clock.seconds
         self._max_queue = max_queue
+        self._retry_after_failure = retry_after_failure
         self._paused = False
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -140,10 +142,13 @@ class EventStream:
 
     # Ending.
 
-    def close(self) -> None:
-        """End the response from the server side (the client may reconnect)."""
+    def close(self, retry_ms: int | None = None) -> None:
+        """End the response from the server side, telling the client when to come back."""
         if self._closed:
             return
+        tail = [encode_retry(retry_ms)] if retry_ms is not None else []
+        self._request.write(b"".join([*self._pending, *tail]))
+        self._pending = []
         self._request.unregisterProducer()
         self._request.finish()
 
@@ -152,6 +157,7 @@ class EventStream:
         if self._closed:
             return
         _log.warn("stream from {peer} cut: {why}", peer=self.peer, why=why)
+        self._hub.counters["slow_clients_cut"] += 1
         self._pending = []
         transport = self._request.transport
         if transport is not None:
@@ -172,7 +178,7 @@ class EventStream:
             channels=",".join(self.channels),
             error=failure.getErrorMessage(),
         )
-        self.close()
+        self.close(self._retry_after_failure())
 
     def _finished(self, result: object) -> None:
         """The one cleanup path: reached whatever ended the response."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from twisted.application.service import MultiService
@@ -45,6 +46,21 @@ class Options(usage.Options):
         ["max-message-size", None, str(_DEFAULTS.max_message_size), "Largest published body, in bytes."],
         ["history", None, str(_DEFAULTS.history), "Events kept per channel for resuming clients; 0 = none."],
         ["history-ttl", None, "0", "Seconds an event stays in history; 0 = no age bound."],
+        ["max-queue", None, str(_DEFAULTS.max_queue), "Bytes held for one slow client before it is cut."],
+        [
+            "max-connections",
+            None,
+            "0",
+            "Streams open at once; past it a stream gets retry: and a close. 0 = what the open-files limit allows.",
+        ],
+        ["header-timeout", None, str(_DEFAULTS.header_timeout), "Seconds a client has to send its request headers."],
+        ["drain-timeout", None, str(_DEFAULTS.drain_timeout), "Seconds shutdown waits for streams to close."],
+        [
+            "redis-timeout",
+            None,
+            str(_DEFAULTS.redis_timeout),
+            "Seconds a Redis command may take, and a silent Redis connection may last before it is cut.",
+        ],
         [
             "redis",
             None,
@@ -96,6 +112,11 @@ class Options(usage.Options):
             max_message_size=_number(self, "max-message-size", int, 1),
             history=_number(self, "history", int, 0),
             history_ttl=_number(self, "history-ttl", float, 0.0),
+            max_queue=_number(self, "max-queue", int, 1024),
+            max_connections=_number(self, "max-connections", int, 0),
+            header_timeout=_number(self, "header-timeout", float, 0.1),
+            drain_timeout=_number(self, "drain-timeout", float, 0.0),
+            redis_timeout=_number(self, "redis-timeout", float, 0.1),
         )
 
 
@@ -116,9 +137,14 @@ def makeService(options: Options) -> MultiService:
     from twisted_sse.service import SSEService
 
     limit = raise_open_files_limit()
+    room = max(limit - RESERVED_FILES, 1)
+    settings = options.settings
+    if not settings.max_connections:
+        settings = replace(settings, max_connections=room)
     _log.info(
-        "open-files limit {limit}: room for about {streams} streams",
+        "open-files limit {limit}: room for about {room} streams; serving at most {most}",
         limit=limit,
-        streams=max(limit - RESERVED_FILES, 0),
+        room=room,
+        most=settings.max_connections,
     )
-    return SSEService(options.settings)
+    return SSEService(settings)
