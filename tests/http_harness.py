@@ -90,7 +90,7 @@ class Harness:
         self.clock = clock if clock is not None else Clock()
         self.service = SSEService(Settings(listen=(), **settings), reactor=self.clock, broker=broker)
         self.service.startService()
-        self.site = Site(self.service.resource, reactor=self.clock)
+        self.site = self.service.site
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Response:
         client = Client(self.site)

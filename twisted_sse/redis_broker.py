@@ -94,6 +94,7 @@ class RedisBroker(Service):
         self._confirming: dict[str, deque[list[Deferred[None]]]] = {}
         self._subscriber: Subscriber | None = None
         self._connections = 0
+        self._answering = False
         self._last_heard = 0.0
         self._replay: Replay[tuple[str, Event]] = Replay(self._hand_on)
         self._subscriber_factory = subscriber_factory(address, self)
@@ -122,7 +123,8 @@ class RedisBroker(Service):
         self._receiver = receiver
 
     def is_connected(self) -> bool:
-        return self._subscriber is not None
+        """True once the subscriber connection has answered (a paused Redis accepts connections too)."""
+        return self._subscriber is not None and self._answering
 
     def subscribe(self, channel: str) -> Deferred[None]:
         self._wanted.add(channel)
@@ -170,8 +172,10 @@ class RedisBroker(Service):
             count=len(self._wanted),
         )
         self._subscriber = subscriber
+        self._answering = False
         self._last_heard = self._reactor.seconds()
         self._confirming = {}
+        subscriber.send(b"PING")  # is anybody there? (a paused Redis accepts connections but won't answer)
         if not reconnected:
             self._learn_position()
             for channel in sorted(self._wanted):
@@ -198,6 +202,7 @@ class RedisBroker(Service):
 
     def reply(self, reply: object) -> None:
         self._last_heard = self._reactor.seconds()
+        self._answering = True
         if isinstance(reply, list) and len(reply) == 3:
             kind, channel, payload = reply
             if kind == b"message":

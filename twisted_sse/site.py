@@ -93,6 +93,17 @@ class _GuardedChannel(HTTPChannel):
         if self.persistent and not self.requests:
             self._arm()  # the next request's headers get the same deadline
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # Twisted just closes the connection; say why first.
+        on_request_line = getattr(self, "_HTTPChannel__first_line", 0)
+        status = b"414 URI Too Long" if on_request_line else b"431 Request Header Fields Too Large"
+        message = b"request line or header longer than %d bytes\n" % self.MAX_LENGTH
+        self.transport.write(  # type: ignore[union-attr]
+            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (status, len(message), message)
+        )
+        self.loseConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._disarm()
         super().connectionLost(reason)

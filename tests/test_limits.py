@@ -1,0 +1,173 @@
+"""What a server under pressure answers: refusals EventSource survives, limits, draining."""
+
+import json
+import random
+
+import pytest
+
+from tests.fakes import ManualBroker
+from tests.http_harness import Client, Harness
+from tests.sse_parser import SSEParser
+
+
+def _refused(response, retry_ms=3000):
+    """The answer EventSource survives: 200, an event stream, a retry: in range, and the end."""
+    assert response.status == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.complete
+    parser = SSEParser()
+    assert parser.feed(response.body) == []
+    assert retry_ms <= parser.retry <= 3 * retry_ms
+    return parser
+
+
+def test_server_full_answers_retry_and_close():
+    """Past --max-connections a stream gets 200, a jittered retry and a close, and holds nothing."""
+    harness = Harness(max_connections=2)
+    open_streams = [harness.stream("/events/a"), harness.stream("/events/b")]
+    parser = _refused(harness.request("GET", "/events/c"))
+    assert "full" in parser.comments[0]
+    assert harness.service.hub.streams_open == 2
+    assert harness.service.hub.counters["streams_refused"] == 1
+    open_streams[0].drop()
+    assert not harness.stream("/events/c").response().complete
+
+
+def test_refusals_spread_their_retry():
+    """Refused clients are told different delays, so they don't all come back at once."""
+    harness = Harness(max_connections=1)
+    harness.service.resource._surface.rng = random.Random(7)
+    harness.stream("/events/a")
+    retries = {_refused(harness.request("GET", "/events/a")).retry for _ in range(20)}
+    assert len(retries) > 10
+
+
+def test_broker_down_answers_retry_and_close():
+    """While the broker is not connected a stream gets the EventSource-safe answer, not a 5xx."""
+    broker = ManualBroker()
+    broker.is_connected = lambda: False
+    harness = Harness(broker=broker)
+    parser = _refused(harness.request("GET", "/events/a"))
+    assert "not connected" in parser.comments[0]
+    assert harness.request("GET", "/healthz").status == 503
+
+
+def test_drain_ends_every_stream_with_a_jittered_retry_and_refuses_new_ones():
+    """Draining ends each stream with a retry hint in [retry, 3 x retry] and refuses new streams."""
+    harness = Harness()
+    clients = [harness.stream(f"/events/c{i}") for i in range(30)]
+    harness.publish("c1", b"last words")
+    harness.service.resource.drain()
+    hints = []
+    for client in clients:
+        response = client.response()
+        assert response.complete
+        parser = SSEParser()
+        parser.feed(response.body)
+        hints.append(parser.retry)
+    assert all(3000 <= hint <= 9000 for hint in hints) and len(set(hints)) > 20
+    assert clients[1].response().events()[0].data == "last words"
+    assert harness.service.hub.streams_open == 0
+    _refused(harness.request("GET", "/events/new"))
+    health = harness.request("GET", "/healthz")
+    assert (health.status, json.loads(health.body)["status"]) == (503, "draining")
+
+
+def test_paused_client_keeps_its_queue_through_close():
+    """Events queued for a paused client are written before the closing retry hint, not dropped."""
+    harness = Harness()
+    client = harness.stream("/events/a")
+    client.transport.producer.pauseProducing()
+    harness.publish("a", b"queued")
+    harness.service.resource.drain()
+    assert [e.data for e in client.response().events()] == ["queued"]
+
+
+class TestHeaderDeadline:
+    def test_client_that_never_finishes_its_headers_is_cut(self):
+        """A connection whose request headers aren't complete within --header-timeout is cut."""
+        harness = Harness(header_timeout=10)
+        client = Client(harness.site)
+        client.protocol.dataReceived(b"GET /events/a HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(19):
+            harness.clock.advance(0.5)
+            client.protocol.dataReceived(b"X")  # one byte now and then keeps Twisted's idle timer alive
+        assert not client.transport.disconnected
+        harness.clock.advance(0.6)
+        assert client.transport.disconnected
+
+    def test_headers_in_time_are_not_cut_and_the_stream_lives_on(self):
+        """Complete headers disarm the deadline: a stream stays open long after it."""
+        harness = Harness(header_timeout=10)
+        client = harness.stream("/events/a")
+        harness.clock.advance(3600)
+        assert not client.transport.disconnected
+
+    def test_idle_keep_alive_connection_gets_the_deadline_again(self):
+        """After a response, the next request's headers have the same deadline."""
+        harness = Harness(header_timeout=10)
+        client = Client(harness.site)
+        client.send("GET", "/healthz")
+        harness.clock.advance(9)
+        assert not client.transport.disconnected
+        harness.clock.advance(2)
+        assert client.transport.disconnected
+
+
+class TestBodyLimit:
+    def test_declared_length_over_the_limit_is_refused_before_the_body(self):
+        """A Content-Length past the limit gets 413 at once and the connection is closed."""
+        harness = Harness(max_message_size=100)
+        client = Client(harness.site)
+        client.protocol.dataReceived(
+            b"POST /events/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nContent-Length: 10000000000\r\n\r\n"
+        )
+        assert client.transport.value().startswith(b"HTTP/1.1 413 ")
+        assert client.transport.disconnecting
+        client.protocol.dataReceived(b"x" * 10000)  # more body: discarded, nothing else answered
+        assert client.transport.value().count(b"HTTP/1.1") == 1
+
+    def test_chunked_body_over_the_limit_is_refused_when_it_passes(self):
+        """A chunked body is refused with 413 as soon as the bytes received pass the limit."""
+        harness = Harness(max_message_size=100)
+        listener = harness.stream("/events/a")
+        client = Client(harness.site)
+        client.protocol.dataReceived(
+            b"POST /events/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        client.protocol.dataReceived(b"50\r\n" + b"x" * 80 + b"\r\n")
+        assert client.transport.value() == b""
+        client.protocol.dataReceived(b"50\r\n" + b"x" * 80 + b"\r\n0\r\n\r\n")
+        assert client.transport.value().startswith(b"HTTP/1.1 413 ")
+        assert listener.response().events() == []
+
+    def test_client_leaving_mid_body_publishes_nothing(self):
+        """A POST whose client disconnects mid-body publishes nothing and leaves nothing behind."""
+        harness = Harness()
+        listener = harness.stream("/events/a")
+        client = Client(harness.site)
+        client.protocol.dataReceived(
+            b"POST /events/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nContent-Length: 100\r\n\r\nhalf"
+        )
+        client.drop()
+        assert listener.response().events() == []
+        assert harness.service.hub.streams_open == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET /events/a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", b"431"),
+        (b"GET /events/a HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(600)) + b"\r\n", b"400"),
+        (b"BREW /events/a HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (b"GET /events/a\r\n\r\n", b"400"),
+    ],
+)
+def test_oversized_or_malformed_requests_get_4xx(raw, status):
+    """Oversized request lines and headers, too many headers and malformed lines get a 4xx."""
+    harness = Harness()
+    client = Client(harness.site)
+    client.protocol.dataReceived(raw)
+    assert client.transport.value().split(b" ")[1] == status
+    assert harness.service.hub.streams_open == 0
