@@ -70,10 +70,12 @@ class Daemon:
         redis_url: str | None = None,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        ready_path: str | None = None,
     ):
         self.port = port if port is not None else free_port()
         self.log_path = workdir / f"twistd-{self.port}.log"
         self.health_path = "/sse/healthz" if tac is not None else "/healthz"
+        self._ready_path = ready_path or self.health_path
         if tac is not None:
             argv = [*TWISTD, "-n", "--pidfile=", "-y", str(tac)]
             env = {"SSE_EXAMPLE_PORT": str(self.port), **(env or {})}
@@ -97,9 +99,10 @@ class Daemon:
         if self.process.poll() is not None:
             raise RuntimeError(f"twistd exited with {self.process.returncode}:\n{self.log()}")
         try:
-            return get(self.port, self.health_path)[0] == 200
+            status = get(self.port, self._ready_path)[0]
         except OSError:
             return False
+        return status == 200 if self._ready_path == self.health_path else True
 
     def healthy(self) -> int:
         """The /healthz status right now."""

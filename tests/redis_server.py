@@ -28,8 +28,9 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, *extra: str) -> None:
+    def __init__(self, workdir: Path, *extra: str, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password
         self.workdir = workdir
         self.extra = extra
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -39,6 +40,8 @@ class RedisServer:
     def start(self) -> None:
         argv = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.workdir), "--maxclients", "10000", *self.extra]  # fmt: skip
+        if self.password:
+            argv += ["--requirepass", self.password]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, timeout=10)
 
@@ -49,7 +52,7 @@ class RedisServer:
             return False
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, socket_timeout=5, password=self.password)
 
     def kill(self) -> None:
         """SIGKILL: the server and everything it held are gone."""

@@ -138,7 +138,7 @@ class RedisBroker(Service):
             self._subscriber.send(b"UNSUBSCRIBE", self._prefix + channel.encode("ascii"))
 
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
-        if self._subscriber is None:
+        if not self.is_connected():
             return fail(RedisUnavailable("Redis is not connected"))
         name = channel.encode("ascii")
         args = [self._prefix + name, name, data, (event or "").encode("utf-8"), *self._bounds]
