@@ -22,10 +22,9 @@ import os
 import sys
 from typing import Any
 
-from twisted_sse.framing import check_field
-from twisted_sse.redis_scripts import PUBLISH_SCRIPT, keys
+from twisted_sse.redis_scripts import PUBLISH_SCRIPT, history_bounds, keys, publish_args
 from twisted_sse.redis_url import parse_redis_url
-from twisted_sse.settings import CHANNEL_RULE, Settings, valid_channel
+from twisted_sse.settings import Settings, checked_publication
 
 __all__ = ["Publisher", "main"]
 
@@ -48,20 +47,14 @@ class Publisher:
             client = _client_for(url)
         self._client = client
         self._prefix = prefix.encode("utf-8")
-        self._bounds = [history, int(history_ttl * 1000)]
+        self._bounds = history_bounds(history, history_ttl)
         self._script = client.register_script(PUBLISH_SCRIPT)
 
     def publish(self, channel: str, data: bytes | str, event: str | None = None) -> str:
         """Publish one event; returns its id. ValueError for a bad channel name or event type."""
-        if not valid_channel(channel):
-            raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
-        if event is not None:
-            check_field("event type", event)
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        name = channel.encode("ascii")
-        args = [self._prefix + name, name, data, (event or "").encode("utf-8"), *self._bounds]
-        event_id = self._script(keys=keys(self._prefix, name), args=args)
+        data = checked_publication(channel, data, event)
+        args = publish_args(self._prefix, channel, data, event, self._bounds)
+        event_id = self._script(keys=keys(self._prefix, channel.encode("ascii")), args=args)
         return event_id.decode("ascii") if isinstance(event_id, bytes) else str(event_id)
 
 

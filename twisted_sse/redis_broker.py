@@ -38,7 +38,14 @@ from twisted_sse.redis_connection import (
     run_script,
     subscriber_factory,
 )
-from twisted_sse.redis_scripts import POSITION_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT, keys
+from twisted_sse.redis_scripts import (
+    POSITION_SCRIPT,
+    PUBLISH_SCRIPT,
+    READ_SCRIPT,
+    history_bounds,
+    keys,
+    publish_args,
+)
 from twisted_sse.redis_url import RedisAddress
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 
@@ -86,7 +93,7 @@ class RedisBroker(Service):
     ) -> None:
         self.address = address
         self._prefix = prefix.encode("utf-8")
-        self._bounds = [b"%d" % history, b"%d" % int(history_ttl * 1000)]
+        self._bounds = history_bounds(history, history_ttl)
         self._reactor = reactor
         self._timeout = timeout
         self._receiver: Receiver | None = None
@@ -140,9 +147,8 @@ class RedisBroker(Service):
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
         if not self.is_connected():
             return fail(RedisUnavailable("Redis is not connected"))
-        name = channel.encode("ascii")
-        args = [self._prefix + name, name, data, (event or "").encode("utf-8"), *self._bounds]
-        d = self._script(_PUBLISH, keys(self._prefix, name), args)
+        args = publish_args(self._prefix, channel, data, event, self._bounds)
+        d = self._script(_PUBLISH, keys(self._prefix, channel.encode("ascii")), args)
         return d.addCallback(lambda event_id: event_id.decode("ascii"))
 
     def history(self, channel: str, after: EventKey) -> Deferred[Missed]:

@@ -24,12 +24,22 @@ id issued, or the origin): where a subscriber starts counting what it has seen.
 
 from __future__ import annotations
 
-__all__ = ["keys", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT"]
+__all__ = ["keys", "publish_args", "history_bounds", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT"]
 
 
 def keys(prefix: bytes, channel: bytes) -> list[bytes]:
-    """KEYS for both scripts: history stream, last id, cuts, origin."""
+    """KEYS for every script: history stream, last id, cuts, origin."""
     return [prefix + b"#history:" + channel, prefix + b"#last-id", prefix + b"#cuts", prefix + b"#origin"]
+
+
+def publish_args(prefix: bytes, channel: str, data: bytes, event: str | None, bounds: list[bytes]) -> list[bytes]:
+    """ARGV for PUBLISH_SCRIPT; `bounds` is [history length, history ttl in ms]."""
+    name = channel.encode("ascii")
+    return [prefix + name, name, data, (event or "").encode("utf-8"), *bounds]
+
+
+def history_bounds(history: int, history_ttl: float) -> list[bytes]:
+    return [b"%d" % history, b"%d" % int(history_ttl * 1000)]
 
 
 _COMMON = r"""

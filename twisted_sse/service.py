@@ -17,13 +17,12 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.logger import Logger
 
-from twisted_sse.framing import check_field
 from twisted_sse.heartbeat import Heartbeat
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.memory_broker import MemoryBroker
 from twisted_sse.resource import SSEResource
-from twisted_sse.settings import CHANNEL_RULE, Settings, valid_channel
+from twisted_sse.settings import Settings, checked_publication
 from twisted_sse.site import SSESite
 
 __all__ = ["SSEService"]
@@ -67,13 +66,7 @@ class SSEService(MultiService):
 
         Raises ValueError at once for an invalid channel name or event type.
         """
-        if not valid_channel(channel):
-            raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
-        if event is not None:
-            check_field("event type", event)
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        return self.broker.publish(channel, data, event)
+        return self.broker.publish(channel, checked_publication(channel, data, event), event)
 
     def startService(self) -> None:
         _log.info(

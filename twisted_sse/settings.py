@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from twisted_sse.framing import check_field
 from twisted_sse.redis_url import RedisAddress
 
-__all__ = ["Settings", "valid_channel", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM"]
+__all__ = ["Settings", "valid_channel", "checked_publication", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM"]
 
 _CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 CHANNEL_RULE = "1-128 characters from A-Z a-z 0-9 _ . : -"
@@ -18,6 +19,15 @@ MAX_CHANNELS_PER_STREAM = 64
 def valid_channel(name: str) -> bool:
     """True when `name` is a channel name a client may use."""
     return _CHANNEL.fullmatch(name) is not None
+
+
+def checked_publication(channel: str, data: bytes | str, event: str | None) -> bytes:
+    """The data of an event about to be published, as bytes; ValueError for a bad channel or type."""
+    if not valid_channel(channel):
+        raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
+    if event is not None:
+        check_field("event type", event)
+    return data.encode("utf-8") if isinstance(data, str) else data
 
 
 @dataclass(frozen=True)
