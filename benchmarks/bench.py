@@ -10,15 +10,11 @@ reports medians. Nothing here is a test; `--smoke` runs every scenario tiny.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 

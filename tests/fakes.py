@@ -41,7 +41,7 @@ class ManualBroker:
 
     def message(self, channel: str, data: bytes) -> None:
         assert self.receiver is not None
-        self.receiver(channel, Event(data))
+        self.receiver([(channel, Event(data))])
 
 
 class RecordingListener:
@@ -49,8 +49,8 @@ class RecordingListener:
         self.delivered: list[bytes] = []
         self.heartbeats: list[bytes] = []
 
-    def deliver(self, key, data: bytes) -> None:
-        self.delivered.append(data)
+    def deliver(self, block) -> None:
+        self.delivered.append(block.data)
 
     def heartbeat(self, data: bytes) -> None:
         self.heartbeats.append(data)

@@ -21,6 +21,7 @@ def test_resource_mounted_under_an_application_site_streams_in_process_publishes
     client.send("GET", "/sse/events/news")
     published = []
     sse.publish("news", "bonjour", event="greeting").addCallback(published.append)
+    clock.advance(0.01)  # the default --coalesce holds messages 10 ms
     assert client.response().events() == [Dispatched("greeting", "bonjour", published[0])]
 
 

@@ -109,14 +109,40 @@ def test_listener_leaving_during_fan_out_does_not_break_it():
     got = []
 
     class Leaver(RecordingListener):
-        def deliver(self, key, data):
+        def deliver(self, block):
             hub.remove(self)
 
     class Keeper(RecordingListener):
-        def deliver(self, key, data):
-            got.append(data)
+        def deliver(self, block):
+            got.append(block.data)
 
     hub.add(Leaver(), ["news"])
     hub.add(Keeper(), ["news"])
     broker.message("news", b"x")
     assert got == [b"data: x\n\n"]
+
+
+def test_coalescing_holds_messages_and_writes_them_as_one_block():
+    """With coalescing, messages of the window reach each listener as one block, in order."""
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    broker = ManualBroker()
+    hub = Hub(broker, clock, coalesce=0.01)
+    single, multi = RecordingListener(), RecordingListener()
+    hub.add(single, ["a"])
+    hub.add(multi, ["a", "b"])
+    broker.message("a", b"1")
+    broker.message("b", b"2")
+    broker.message("a", b"3")
+    assert single.delivered == multi.delivered == []
+    clock.advance(0.01)
+    assert single.delivered == [b"data: 1\n\ndata: 3\n\n"]
+    assert multi.delivered == [b"data: 1\n\ndata: 2\n\ndata: 3\n\n"]
+    hub.remove(single)
+    broker.message("a", b"4")
+    clock.advance(0.01)
+    assert single.delivered == [b"data: 1\n\ndata: 3\n\n"]  # gone before the flush: nothing more
+    broker.message("b", b"5")
+    hub.flush()  # e.g. at shutdown, before streams are closed
+    assert multi.delivered[-2:] == [b"data: 4\n\n", b"data: 5\n\n"] and not clock.getDelayedCalls()

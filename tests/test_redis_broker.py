@@ -172,7 +172,7 @@ def test_reconnect_resubscribes_and_recovers_the_outage_before_live_messages(red
         (b"sse:#history:a", b"2-0"),
         (b"sse:#history:b", b"2-0"),
     ]
-    assert listener.delivered[1:] == [b"id: 3-0\ndata: missed a\n\n", b"id: 5-0\ndata: live\n\n", b"data: raw\n\n"]
+    assert b"".join(listener.delivered[1:]) == b"id: 3-0\ndata: missed a\n\nid: 5-0\ndata: live\n\ndata: raw\n\n"
 
 
 def test_recovery_skips_what_arrived_live_and_signals_lost_history(redis):
@@ -182,8 +182,9 @@ def test_recovery_skips_what_arrived_live_and_signals_lost_history(redis):
     redis.feed(resp(b"message", b"sse:a", durable(b"4-0", b"both")))
     redis.answer("read", [1, [entry(b"4-0", b"both")]])
     redis.answer("read", [0, []])
-    assert listener.delivered[1].startswith(b'event: sse-lost\ndata: {"channels": ["a"]')
-    assert listener.delivered[2:] == [b"id: 4-0\ndata: both\n\n"]
+    after_outage = b"".join(listener.delivered[1:])
+    assert after_outage.startswith(b'event: sse-lost\ndata: {"channels": ["a"]')
+    assert after_outage.endswith(b"\n\nid: 4-0\ndata: both\n\n") and after_outage.count(b"4-0") == 1
 
 
 def test_failed_recovery_read_tells_every_channel(redis):
@@ -191,7 +192,7 @@ def test_failed_recovery_read_tells_every_channel(redis):
     listener = RecordingListener()
     _reconnected(redis, listener)
     redis.answer("read", RuntimeError("timeout"))
-    assert [d.split(b"\n")[0] for d in listener.delivered[1:]] == [b"event: sse-lost"] * 2
+    assert b"".join(listener.delivered[1:]).count(b"event: sse-lost\n") == 2
 
 
 def test_silent_connection_is_pinged_then_cut(redis):

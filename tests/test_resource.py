@@ -240,6 +240,7 @@ def test_client_too_slow_is_cut_without_delaying_others():
     for i in range(10):
         harness.publish("news", b"%d" % i + b"x" * 20)
     assert slow.transport.disconnected  # StringTransport.abortConnection sets this
+    assert harness.service.hub.counters["slow_clients_cut"] == 1  # once, however much more arrives
     slow.drop()  # what the reactor does once the socket is closed
     assert len(fast.response().events()) == 10
     assert harness.service.hub.streams_open == 1

@@ -11,12 +11,14 @@ from collections import Counter
 from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_sse.framing import Event, encode
-from twisted_sse.history import parse_id
+from twisted_sse.history import EventKey, parse_id
 from twisted_sse.interfaces import Broker, Listener
+from twisted_sse.wire import Block
 
 __all__ = ["Hub"]
 
@@ -38,8 +40,13 @@ class _Channel:
 class Hub:
     """The registry of open streams and the channels they listen to."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, clock: IReactorTime | None = None, coalesce: float = 0.0) -> None:
+        """`coalesce` > 0 (seconds, needs `clock`): hold messages that long, then write them as one block."""
         self._broker = broker
+        self._clock = clock
+        self._coalesce = coalesce if clock is not None else 0.0
+        self._held: list[tuple[str, Event]] = []
+        self._flush_call: IDelayedCall | None = None
         self._channels: dict[str, _Channel] = {}
         self._streams: dict[Listener, tuple[str, ...]] = {}
         self.counters: Counter[str] = Counter()
@@ -86,16 +93,47 @@ class Hub:
                 self._broker.unsubscribe(name)
                 _log.debug("channel {channel} released", channel=name)
 
-    def deliver(self, channel: str, event: Event) -> None:
-        """Hand one message of `channel` to each of its listeners, encoded once."""
-        held = self._channels.get(channel)
-        if held is None:
+    def deliver(self, messages: list[tuple[str, Event]]) -> None:
+        """Hand messages that arrived together to the listeners of their channels.
+
+        Each message is encoded once; each channel's messages become one block, and a
+        listener gets one block: its channel's, or for a multi-channel listener its
+        channels' messages merged in arrival order.
+        """
+        self.counters["messages"] += len(messages)
+        if self._coalesce:
+            self._held.extend(messages)
+            if self._flush_call is None:
+                assert self._clock is not None
+                self._flush_call = self._clock.callLater(self._coalesce, self.flush)
             return
-        self.counters["messages"] += 1
-        key = parse_id(event.id)
-        data = encode(event)
-        for listener in list(held.listeners):
-            listener.deliver(key, data)
+        self._fan_out(messages)
+
+    def flush(self) -> None:
+        """Write what coalescing holds now (before streams are closed, for one)."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        held, self._held = self._held, []
+        if held:
+            self._fan_out(held)
+
+    def _fan_out(self, messages: list[tuple[str, Event]]) -> None:
+        encoded: dict[str, list[tuple[int, EventKey | None, bytes]]] = {}
+        for position, (channel, event) in enumerate(messages):
+            if channel in self._channels:
+                encoded.setdefault(channel, []).append((position, parse_id(event.id), encode(event)))
+        merged: dict[Listener, list[tuple[int, EventKey | None, bytes]]] = {}
+        for channel, items in encoded.items():
+            block = Block([(key, data) for _, key, data in items])
+            for listener in list(self._channels[channel].listeners):
+                if len(self._streams.get(listener, ())) == 1:
+                    listener.deliver(block)
+                else:
+                    merged.setdefault(listener, []).extend(items)
+        for listener, items in merged.items():
+            if listener in self._streams:
+                listener.deliver(Block([(key, data) for _, key, data in sorted(items)]))
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment to every open stream."""

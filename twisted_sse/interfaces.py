@@ -13,11 +13,12 @@ from twisted.internet.defer import Deferred
 
 from twisted_sse.framing import Event
 from twisted_sse.history import EventKey, Missed
+from twisted_sse.wire import Block
 
 __all__ = ["Broker", "Listener", "Receiver"]
 
-Receiver = Callable[[str, Event], None]
-"""Called by a broker for every message that arrives on a subscribed channel."""
+Receiver = Callable[[list[tuple[str, Event]]], None]
+"""Called by a broker with the (channel, event) messages that arrived together, in order."""
 
 
 class Broker(Protocol):
@@ -48,8 +49,8 @@ class Broker(Protocol):
 class Listener(Protocol):
     """One open client stream, as the hub sees it."""
 
-    def deliver(self, key: EventKey | None, data: bytes) -> None:
-        """Write one encoded event; `key` is its id's key (None when it has no id)."""
+    def deliver(self, block: Block) -> None:
+        """Write a block of encoded events of the listener's channels."""
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment."""

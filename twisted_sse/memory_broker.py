@@ -59,7 +59,7 @@ class MemoryBroker:
             history = self._histories[channel] = ChannelHistory(self._limit, self._ttl_ms)
         history.append(self._ids.last, message, self._now_ms())
         if channel in self.subscribed and self._receiver is not None:
-            self._receiver(channel, message)
+            self._receiver([(channel, message)])
         return succeed(event_id)
 
     def history(self, channel: str, after: EventKey) -> Deferred[Missed]:

@@ -104,6 +104,7 @@ class RedisBroker(Service):
         self._answering = False
         self._last_heard = 0.0
         self._replay: Replay[tuple[str, Event]] = Replay(self._hand_on)
+        self._arrived: list[tuple[str, Event]] = []
         self._subscriber_factory = subscriber_factory(address, self)
         self._commands = command_factory(address, timeout)
         self._liveness = LoopingCall(self._check_liveness)
@@ -225,8 +226,14 @@ class RedisBroker(Service):
         self._replay.live(parse_id(event.id), (channel[len(self._prefix) :].decode("ascii", "replace"), event))
 
     def _hand_on(self, item: tuple[str, Event]) -> None:
-        if self._receiver is not None:
-            self._receiver(*item)
+        self._arrived.append(item)
+
+    def received_all(self) -> None:
+        """The end of one read from Redis: hand on its messages together."""
+        if self._arrived:
+            arrived, self._arrived = self._arrived, []
+            if self._receiver is not None:
+                self._receiver(arrived)
 
     def _confirmed(self, channel: bytes) -> None:
         name = channel[len(self._prefix) :].decode("ascii", "replace")
@@ -270,6 +277,7 @@ class RedisBroker(Service):
             ]
             replayed += [(key, (channel, event)) for key, channel, event in gap.events]
             self._replay.release(replayed)
+            self.received_all()
             _log.info(
                 "recovered {count} events published while Redis was out of reach ({lost} channels lost some) "
                 "in {seconds:.3f}s",
@@ -287,6 +295,7 @@ class RedisBroker(Service):
                 error=failure.getErrorMessage(),
             )
             self._replay.release([(None, (channel, lost_event([channel], after))) for channel in channels])
+            self.received_all()
 
         return read_missed(self, channels, after).addCallbacks(recovered, failed)
 

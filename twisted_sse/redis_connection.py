@@ -88,6 +88,7 @@ class SubscriberOwner(Protocol):
     def subscriber_ready(self, subscriber: Subscriber) -> None: ...
     def subscriber_lost(self, subscriber: Subscriber) -> None: ...
     def reply(self, reply: object) -> None: ...
+    def received_all(self) -> None: ...
 
 
 def subscriber_factory(address: RedisAddress, owner: SubscriberOwner) -> txredisapi.SubscriberFactory:
@@ -118,6 +119,11 @@ class Subscriber(txredisapi.SubscriberProtocol):
         super().connectionLost(why)
         if was_ready:
             self.factory.owner.subscriber_lost(self)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        super().dataReceived(data, unpause)
+        if self._ready:
+            self.factory.owner.received_all()
 
     def replyReceived(self, reply: object) -> None:
         if not self._ready:

@@ -342,6 +342,7 @@ class SSEResource(_Page):
         """Refuse new streams and end every open one with a jittered reconnect hint."""
         surface = self._surface
         surface.draining = True
+        surface.hub.flush()  # what coalescing holds goes out before the streams end
         streams = surface.hub.listeners()
         _log.info("draining {count} streams", count=len(streams))
         for stream in streams:

@@ -50,7 +50,7 @@ class SSEService(MultiService):
         self.broker: Broker = broker if broker is not None else _default_broker(settings, reactor)
         if IService.providedBy(self.broker):
             self.broker.setServiceParent(self)
-        self.hub = Hub(self.broker)
+        self.hub = Hub(self.broker, reactor, settings.coalesce)
         self._token_generated = settings.publish_token is None
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token)

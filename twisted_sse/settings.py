@@ -62,5 +62,7 @@ class Settings:
     """Events kept per channel for resuming clients (exactly; 0 keeps none)."""
     history_ttl: float = 0
     """Seconds an event stays in history; 0: no age bound, only `history`."""
+    coalesce: float = 0.010
+    """Seconds messages are held to go out together (fewer, larger writes); 0: per reactor turn."""
     redis: RedisAddress | None = None
     """Where Redis is; None: the in-process broker (one process, no Redis)."""

@@ -16,15 +16,21 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from twisted_sse.framing import encode, encode_retry
+from twisted_sse.framing import Event, encode, encode_retry
 from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
+from twisted_sse.wire import Block, Writer, frame
 
 __all__ = ["EventStream", "describe_peer"]
 
 _log = Logger()
+
+
+def _encoded(event: Event) -> tuple[bytes, bytes]:
+    data = encode(event)
+    return data, frame(data)
 
 
 def describe_peer(request: Request) -> str:
@@ -59,7 +65,8 @@ class EventStream:
         self._request = request
         self._hub = hub
         self._broker = broker
-        self._replay: Replay[bytes] = Replay(self._write_event)
+        self._replay: Replay[tuple[bytes, bytes]] = Replay(self._write_event)
+        self._writer: Writer | None = None
         self.channels = tuple(channels)
         self._now: Callable[[], float] = clock.seconds
         self._max_queue = max_queue
@@ -81,6 +88,7 @@ class EventStream:
         """
         self._request.registerProducer(self, True)
         self._request.write(encode_retry(retry_ms))
+        self._writer = Writer(self._request)
         self._request.notifyFinish().addBoth(self._finished)
         _log.info(
             "stream opened: {channels} from {peer}{resuming}",
@@ -101,23 +109,40 @@ class EventStream:
     def _caught_up(self, gap: Gap) -> None:
         if self._closed:
             return
-        replayed = [(key, encode(event)) for key, _, event in gap.events]
+        events = [(key, event) for key, _, event in gap.events]
         if gap.lost:
-            replayed.insert(0, (None, encode(lost_event(gap.lost, gap.after))))
-        self._replay.release(replayed)
+            events.insert(0, (None, lost_event(gap.lost, gap.after)))
+        self._replay.release([(key, _encoded(event)) for key, event in events])
 
     # Listener: what the hub calls.
 
-    def deliver(self, key: EventKey | None, data: bytes) -> None:
-        if not self._closed:
-            self._replay.live(key, data)
+    def deliver(self, block: Block) -> None:
+        if self._closed:
+            return
+        replay = self._replay
+        if (
+            not self._paused
+            and not replay.holding
+            and (block.first is None or replay.last is None or block.first > replay.last)
+        ):
+            # The usual case: nothing held, nothing seen yet: the whole block in one write.
+            if block.last is not None:
+                replay.last = block.last
+            self.events_sent += len(block.items)
+            assert self._writer is not None
+            self._writer.write(block.data, block.framed)
+            return
+        for key, data in block.items:
+            replay.live(key, (data, b""))
 
-    def _write_event(self, data: bytes) -> None:
+    def _write_event(self, item: tuple[bytes, bytes]) -> None:
         self.events_sent += 1
+        data, framed = item
         if self._paused:
             self._queue(data)
         else:
-            self._request.write(data)
+            assert self._writer is not None
+            self._writer.write(data, framed or frame(data))
 
     def heartbeat(self, data: bytes) -> None:
         # A paused client has bytes in flight already: it needs no keep-alive.
@@ -158,6 +183,7 @@ class EventStream:
             return
         _log.warn("stream from {peer} cut: {why}", peer=self.peer, why=why)
         self._hub.counters["slow_clients_cut"] += 1
+        self._closed = True  # nothing more is written; `_finished` still runs when the connection goes
         self._pending = []
         transport = self._request.transport
         if transport is not None:

@@ -45,6 +45,12 @@ class Options(usage.Options):
         ],
         ["max-message-size", None, str(_DEFAULTS.max_message_size), "Largest published body, in bytes."],
         ["history", None, str(_DEFAULTS.history), "Events kept per channel for resuming clients; 0 = none."],
+        [
+            "coalesce",
+            None,
+            str(int(_DEFAULTS.coalesce * 1000)),
+            "Milliseconds messages are held to go out to each client in one write; 0 = per reactor turn.",
+        ],
         ["history-ttl", None, "0", "Seconds an event stays in history; 0 = no age bound."],
         ["max-queue", None, str(_DEFAULTS.max_queue), "Bytes held for one slow client before it is cut."],
         [
@@ -112,6 +118,7 @@ class Options(usage.Options):
             max_message_size=_number(self, "max-message-size", int, 1),
             history=_number(self, "history", int, 0),
             history_ttl=_number(self, "history-ttl", float, 0.0),
+            coalesce=_number(self, "coalesce", float, 0.0) / 1000,
             max_queue=_number(self, "max-queue", int, 1024),
             max_connections=_number(self, "max-connections", int, 0),
             header_timeout=_number(self, "header-timeout", float, 0.1),
