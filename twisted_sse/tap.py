@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Callable
@@ -154,4 +155,18 @@ def makeService(options: Options) -> MultiService:
         room=room,
         most=settings.max_connections,
     )
+    _tune_garbage_collector()
     return SSEService(settings)
+
+
+def _tune_garbage_collector() -> None:
+    """Fewer, cheaper collections for a long-running daemon.
+
+    What is loaded at start (modules, the service) is frozen out of every collection, and
+    young collections run every 20,000 allocations instead of 700: per-message objects
+    form no cycles, so they are freed by reference counting anyway, and with thousands
+    of streams open each collection that does run is what stalls deliveries.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)

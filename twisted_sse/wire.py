@@ -47,13 +47,14 @@ class Block:
 class Writer:
     """Writes encoded events to one response; call once the response has started."""
 
-    __slots__ = ("_request", "_transport")
+    __slots__ = ("_request", "_transport", "_send")
 
     def __init__(self, request: Request) -> None:
         self._request = request
         transport: Any = request.channel.transport if request.channel is not None else None
-        plain_tcp = getattr(transport, "TLS", True) is False and hasattr(transport, "writeSomeData")
+        plain_tcp = getattr(transport, "TLS", True) is False and hasattr(transport, "socket")
         self._transport = transport if request.chunked and plain_tcp else None
+        self._send: Any = transport.socket.send if self._transport is not None else None
 
     def write(self, data: bytes, framed: bytes) -> None:
         """Write one encoded event; `framed` is the same bytes framed as a chunk."""
@@ -71,8 +72,11 @@ class Writer:
         ):
             transport.write(framed)
             return
-        sent = transport.writeSomeData(framed)
-        if isinstance(sent, Exception):
+        try:
+            sent = self._send(framed)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
             return  # the connection is gone; the reactor reports it and the stream cleans up
         if sent < len(framed):
             transport.write(framed[sent:])
