@@ -5,7 +5,7 @@ VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test
+.PHONY: run test bench install install-test
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,6 @@ run: install
 
 test: install-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(VENV)/bin/python benchmarks/bench.py --out benchmarks/results.json $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 """twisted-sse benchmarks: idle capacity, fan-out, churn, publish throughput, and a baseline.
 
-    make bench                                  # everything, medians of 3 runs
-    .venv/bin/python benchmarks/bench.py fanout --subscribers 1000 --rate 100 --runs 3
+    make bench                                        # everything, medians of 3 runs
+    .venv/bin/python benchmarks/bench.py fanout --runs 5   # one scenario
 
 It starts its own redis-server and servers (twisted-sse, and the one-pubsub-per-client
 baseline), drives them with `sseload` (benchmarks/sseload.c, compiled here with cc) and
@@ -10,11 +10,14 @@ reports medians. Nothing here is a test; `--smoke` runs every scenario tiny.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -144,3 +147,186 @@ def fanout(binary, kind, workdir, redis, subscribers, rate, seconds, size=100, e
         }
     finally:
         server.stop()
+
+
+def idle(binary, kind, workdir, redis, streams, settle=2.0):
+    """RSS per idle stream with `streams` open, and the Redis connections they cost."""
+    server = Server(kind, workdir, redis)
+    try:
+        time.sleep(1)
+        rss0, conns0 = rss_kib(server.pid), len(redis.client().client_list())
+        load = run_sseload(binary, "stream", server.port, "/events/idle", streams, 600)
+        wait_streams(server, redis, streams, "idle", timeout=180)
+        time.sleep(settle)
+        rss1, conns1 = rss_kib(server.pid), len(redis.client().client_list())
+        load.terminate()
+        finish(load)
+        return {
+            "server": kind,
+            "streams": streams,
+            "rss_mib": round(rss1 / 1024, 1),
+            "kib_per_stream": round((rss1 - rss0) / streams, 2),
+            "redis_connections_added": conns1 - conns0,
+        }
+    finally:
+        server.stop()
+
+
+def _held(server, redis, channel):
+    if server.kind == "twisted-sse":
+        report = json.loads(get(server.port, "/healthz")[2])
+        return {"streams": report["streams"], "channels": report["channels"]}
+    return {"subscriptions": redis.client().pubsub_numsub(f"sse:{channel}".encode())[0][1]}
+
+
+def churn(binary, kind, workdir, redis, rate, seconds):
+    """Streams opened and dropped by RST at `rate` per second for `seconds`."""
+    server = Server(kind, workdir, redis)
+    try:
+        time.sleep(1)
+        before = {"rss_mib": round(rss_kib(server.pid) / 1024, 1), "redis_clients": len(redis.client().client_list())}
+        cpu0 = cpu_seconds(server.pid)
+        result = finish(run_sseload(binary, "churn", server.port, "/events/churn", rate, seconds))
+        cpu = cpu_seconds(server.pid) - cpu0
+        time.sleep(3)  # time for the server to notice the last drops
+        after = {
+            "rss_mib": round(rss_kib(server.pid) / 1024, 1),
+            "redis_clients": len(redis.client().client_list()),
+            **_held(server, redis, "churn"),
+        }
+        return {
+            "server": kind,
+            "target_per_s": rate,
+            "cycles_per_s": round(result["cycles"] / result["seconds"]),
+            "failed": result["errors"] + result["closed_by_server"],
+            "server_cpu_percent": round(100 * cpu / seconds, 1),
+            "loadgen_cpu_s": result["loadgen_cpu_s"],
+            "before": before,
+            "after": after,
+        }
+    finally:
+        server.stop()
+
+
+def publish_http(binary, workdir, redis, concurrency, seconds):
+    """Durable publishes per second over HTTP POST from `concurrency` keep-alive connections."""
+    server = Server("twisted-sse", workdir, redis)
+    try:
+        cpu0 = cpu_seconds(server.pid)
+        result = finish(run_sseload(binary, "post", server.port, "/events/pub", concurrency, seconds))
+        cpu = cpu_seconds(server.pid) - cpu0
+        stored = redis.client().xlen("sse:#history:pub")
+        return {
+            "concurrency": concurrency,
+            "publishes_per_s": round(result["responses"] / result["seconds"]),
+            "server_cpu_percent": round(100 * cpu / seconds, 1),
+            "loadgen_cpu_s": result["loadgen_cpu_s"],
+            "in_history": stored,
+        }
+    finally:
+        server.stop()
+
+
+def publish_python(redis, seconds):
+    """Durable publishes per second through the synchronous Python `Publisher` (one connection)."""
+    publisher = Publisher(redis.url)
+    count, started = 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        publisher.publish("pub", b"x" * 100)
+        count += 1
+    return {"publishes_per_s": round(count / (time.monotonic() - started))}
+
+
+def median_of(runs):
+    """Median of each numeric field over runs (other fields from the first run)."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = statistics.median(run[key] for run in runs)
+        elif isinstance(value, dict):
+            out[key] = median_of([run[key] for run in runs])
+    if len(runs) > 1:
+        out["runs"] = len(runs)
+    return out
+
+
+PLANS = {
+    "full": {
+        "idle": [1000, 5000, 10000],
+        "fanout": [(1000, 100), (1000, 200), (5000, 20), (10000, 10)],
+        "baseline_fanout": [(1000, 100), (5000, 20), (10000, 10)],
+        "churn": [500, 1000, 1500],
+        "fanout_seconds": 10,
+        "churn_seconds": 10,
+        "publish_seconds": 10,
+    },
+    "smoke": {
+        "idle": [50],
+        "fanout": [(50, 20)],
+        "baseline_fanout": [(20, 10)],
+        "churn": [50],
+        "fanout_seconds": 2,
+        "churn_seconds": 2,
+        "publish_seconds": 2,
+    },
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=["idle", "fanout", "churn", "publish", "baseline"],
+                        help="idle fanout churn publish baseline (default: all)")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
+    parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    plan = PLANS["smoke" if args.smoke else "full"]
+    runs = 1 if args.smoke else args.runs
+    workdir = Path(tempfile.mkdtemp(prefix="sse-bench-"))
+    binary = build_sseload(workdir)
+    redis = RedisServer(workdir, "--maxclients", "30000")
+    results: dict[str, list] = {}
+
+    def record(name, fn, *fn_args):
+        figure = median_of([fn(*fn_args) for _ in range(runs)])
+        results.setdefault(name, []).append(figure)
+        print(name, json.dumps(figure), flush=True)
+
+    try:
+        print("machine:", json.dumps(machine()), flush=True)
+        if "idle" in args.scenarios:
+            for n in plan["idle"]:
+                record("idle", idle, binary, "twisted-sse", workdir, redis, n)
+        if "fanout" in args.scenarios:
+            for subs, rate in plan["fanout"]:
+                record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"])
+        if "churn" in args.scenarios:
+            for rate in plan["churn"]:
+                record("churn", churn, binary, "twisted-sse", workdir, redis, rate, plan["churn_seconds"])
+        if "publish" in args.scenarios:
+            record("publish_http", publish_http, binary, workdir, redis, 32, plan["publish_seconds"])
+            record("publish_python", publish_python, redis, plan["publish_seconds"])
+        if "baseline" in args.scenarios:
+            for n in plan["idle"]:
+                record("baseline_idle", idle, binary, "baseline", workdir, redis, n)
+            for subs, rate in plan["baseline_fanout"]:
+                record("baseline_fanout", fanout, binary, "baseline", workdir, redis, subs, rate,
+                       plan["fanout_seconds"])  # fmt: skip
+            record("baseline_churn", churn, binary, "baseline", workdir, redis, plan["churn"][0],
+                   plan["churn_seconds"])  # fmt: skip
+    finally:
+        redis.stop()
+    if args.out:
+        args.out.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
+    return 0
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": sys.version.split()[0],
+            "redis": subprocess.run([shutil.which("redis-server") or "redis-server", "--version"],
+                                    capture_output=True, text=True).stdout.split()[2]}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
