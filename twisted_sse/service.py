@@ -55,7 +55,9 @@ class SSEService(MultiService):
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token)
         Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
-        self.site = SSESite(self.resource, settings.max_message_size, settings.header_timeout, reactor)
+        self.site = SSESite(
+            self.resource, settings.max_message_size, settings.header_timeout, reactor, settings.access_log
+        )
         self._listening = MultiService()
         for description in settings.listen:
             strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)

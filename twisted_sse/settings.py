@@ -64,5 +64,7 @@ class Settings:
     """Seconds an event stays in history; 0: no age bound, only `history`."""
     coalesce: float = 0.010
     """Seconds messages are held to go out together (fewer, larger writes); 0: per reactor turn."""
+    access_log: bool = False
+    """Log one line per HTTP request (streams are logged when they open and close either way)."""
     redis: RedisAddress | None = None
     """Where Redis is; None: the in-process broker (one process, no Redis)."""

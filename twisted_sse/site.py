@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
@@ -130,14 +131,23 @@ class SSESite(Site):
     protocol = _GuardedChannel  # type: ignore[assignment]  # plain HTTP/1.x, no HTTP/2 negotiation
     requestFactory = _LimitedRequest
 
-    def __init__(self, resource: IResource, max_body: int, header_timeout: float, reactor: Any) -> None:
+    def __init__(
+        self, resource: IResource, max_body: int, header_timeout: float, reactor: Any, access_log: bool = False
+    ) -> None:
         super().__init__(resource, reactor=reactor)
+        self._access_log = access_log
         self.max_body = max_body
         self.header_timeout = header_timeout
         self.displayTracebacks = False
         self.connections: set[HTTPChannel] = set()
         self._all_closed: Deferred[None] | None = None
         self._reactor = reactor
+
+    def log(self, request: http.Request) -> None:
+        """One access-log line per request, only when asked for: streams log their own opening and
+        closing, and formatting a line per publish costs more than the rest of the request."""
+        if self._access_log:
+            super().log(request)
 
     def close_connections(self, timeout: float) -> Deferred[None]:
         """Close every connection once its output is flushed; abort those still open after `timeout`."""

@@ -33,6 +33,7 @@ class Options(usage.Options):
         "Stream publish/subscribe channels to browsers as Server-Sent Events: "
         "GET /events/{channel} streams, POST /events/{channel} publishes."
     )
+    optFlags = [["access-log", None, "Log one line per HTTP request (streams are logged either way)."]]
     optParameters = [
         ["prefix", None, _DEFAULTS.prefix, "Redis pub/sub channel prefix: channel news is <prefix>news."],
         ["heartbeat", None, str(_DEFAULTS.heartbeat), "Seconds between keep-alive comments; 0 = off."],
@@ -120,6 +121,7 @@ class Options(usage.Options):
             history=_number(self, "history", int, 0),
             history_ttl=_number(self, "history-ttl", float, 0.0),
             coalesce=_number(self, "coalesce", float, 0.0) / 1000,
+            access_log=bool(self["access-log"]),
             max_queue=_number(self, "max-queue", int, 1024),
             max_connections=_number(self, "max-connections", int, 0),
             header_timeout=_number(self, "header-timeout", float, 0.1),

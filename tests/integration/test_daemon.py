@@ -108,3 +108,17 @@ def test_embedded_tac_example_mounts_resource_and_publishes_in_process(tmp_path)
         stream.close()
     finally:
         process.stop()
+
+
+def test_access_log_only_when_asked(tmp_path):
+    """Requests are not logged one line each unless --access-log is given."""
+    quiet = Daemon(tmp_path, "--publish-token", "t")
+    loud = Daemon(tmp_path, "--publish-token", "t", "--access-log")
+    try:
+        for process in (quiet, loud):
+            get(process.port, "/events/news", "POST", b"x", {"Authorization": "Bearer t"})
+        wait_until(lambda: '"POST /events/news HTTP/1.1" 200' in loud.log(), timeout=5)
+        assert '"POST /events/news HTTP/1.1"' not in quiet.log()
+    finally:
+        quiet.stop()
+        loud.stop()
