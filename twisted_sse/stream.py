@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
 from twisted.web.server import Request
 from zope.interface import implementer
 
@@ -52,6 +53,13 @@ class EventStream:
     the process unbounded memory.
     """
 
+    # Thousands of these stay open: no per-instance dict.
+    __slots__ = (
+        "_request", "_hub", "_broker", "_replay", "_writer", "channels", "_clock", "_max_queue",
+        "_retry_after_failure", "_paused", "_pending", "_pending_bytes", "_closed", "_opened_at",
+        "peer", "events_sent", "__weakref__",
+    )  # fmt: skip
+
     def __init__(
         self,
         request: Request,
@@ -68,14 +76,14 @@ class EventStream:
         self._replay: Replay[tuple[bytes, bytes]] = Replay(self._write_event)
         self._writer: Writer | None = None
         self.channels = tuple(channels)
-        self._now: Callable[[], float] = clock.seconds
+        self._clock = clock
         self._max_queue = max_queue
         self._retry_after_failure = retry_after_failure
         self._paused = False
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._closed = False
-        self._opened_at = self._now()
+        self._opened_at = self._clock.seconds()
         self.peer = describe_peer(request)
         self.events_sent = 0
 
@@ -86,8 +94,15 @@ class EventStream:
         broker confirms the subscription the history after `after` is read and sent, then
         the held events, skipping what the history already had.
         """
+        if self._request.content is not None:
+            self._request.content.close()  # a stream has no body: don't keep an empty buffer open for hours
+            self._request.content = None
         self._request.registerProducer(self, True)
         self._request.write(encode_retry(retry_ms))
+        # The headers are on the wire now and nothing reads them again; a stream may stay
+        # open for hours, thousands at a time: keep nothing of them.
+        self._request.responseHeaders = Headers()
+        self._request.args = {}
         self._writer = Writer(self._request)
         self._request.notifyFinish().addBoth(self._finished)
         _log.info(
@@ -215,6 +230,6 @@ class EventStream:
             "stream closed: {channels} from {peer} after {duration:.1f}s, {events} events",
             channels=",".join(self.channels),
             peer=self.peer,
-            duration=self._now() - self._opened_at,
+            duration=self._clock.seconds() - self._opened_at,
             events=self.events_sent,
         )
