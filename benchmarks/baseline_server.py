@@ -8,12 +8,19 @@ the same data as from twisted-sse.
     python benchmarks/baseline_server.py PORT REDIS_URL
 """
 
+import resource
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import redis
 
 PORT, URL = int(sys.argv[1]), sys.argv[2]
+# Two descriptors per client (its socket and its Redis connection): as many as allowed.
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))  # root may go past the hard limit
+except (ValueError, OSError):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -288,7 +288,10 @@ def main(argv=None) -> int:
     results: dict[str, list] = {}
 
     def record(name, fn, *fn_args):
-        figure = median_of([fn(*fn_args) for _ in range(runs)])
+        try:
+            figure = median_of([fn(*fn_args) for _ in range(runs)])
+        except (TimeoutError, RuntimeError, subprocess.SubprocessError) as error:
+            figure = {"error": f"{type(error).__name__}: {error}", "args": [a for a in fn_args if isinstance(a, int)]}
         results.setdefault(name, []).append(figure)
         print(name, json.dumps(figure), flush=True)
 

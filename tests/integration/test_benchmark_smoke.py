@@ -1,0 +1,21 @@
+"""The benchmark runs end to end (tiny numbers): it is not a test of speed, only that it works."""
+
+import json
+import subprocess
+import sys
+
+from tests.live import REPO
+
+
+def test_benchmark_smoke_run(tmp_path):
+    """`bench.py --smoke` runs every scenario and every delivery arrives."""
+    out = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--smoke", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"idle", "fanout", "churn", "publish_http", "publish_python", "baseline_idle",
+                            "baseline_fanout", "baseline_churn"}  # fmt: skip
+    assert results["fanout"][0]["delivered_ratio"] == 1.0 and results["fanout"][0]["lost_seq_gaps"] == 0
+    assert results["churn"][0]["after"]["streams"] == 0 and results["churn"][0]["after"]["channels"] == 0
+    assert results["publish_http"][0]["publishes_per_s"] > 0
