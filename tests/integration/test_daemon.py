@@ -122,3 +122,22 @@ def test_access_log_only_when_asked(tmp_path):
     finally:
         quiet.stop()
         loud.stop()
+
+
+def test_http_1_0_client_gets_an_unchunked_stream(daemon):
+    """An HTTP/1.0 client (no chunked encoding) gets the plain event stream, not chunk framing."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", daemon.port))
+    sock.sendall(b"GET /events/old HTTP/1.0\r\n\r\n")
+    sock.settimeout(5)
+    raw = b""
+    while b"retry: 3000\n\n" not in raw:
+        raw += sock.recv(4096)
+    assert get(daemon.port, "/events/old", "POST", b"one\ntwo", TOKEN)[0] == 200
+    while b"data: two\n\n" not in raw:
+        raw += sock.recv(4096)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"chunked" not in head.lower()
+    assert body.startswith(b"retry: 3000\n\nid: ") and body.endswith(b"data: one\ndata: two\n\n")
+    sock.close()
