@@ -1,8 +1,8 @@
 """Fan-out: which streams listen to which channel, and the broker subscriptions they need.
 
-Pure bookkeeping. A channel is subscribed at the broker when its first listener arrives
-and unsubscribed when its last one leaves; every message is encoded once and the same
-bytes are handed to each listener.
+Bookkeeping, no I/O. A channel is subscribed at the broker when its first listener
+arrives and unsubscribed when its last one leaves; every message is encoded once and the
+same bytes are handed to each listener, after at most `coalesce` seconds on a clock.
 """
 
 from __future__ import annotations
@@ -60,10 +60,6 @@ class Hub:
     @property
     def channels_held(self) -> int:
         return len(self._channels)
-
-    def channels(self) -> list[str]:
-        """The channels that have at least one listener."""
-        return list(self._channels)
 
     def listeners(self) -> list[Listener]:
         """Every open stream."""
