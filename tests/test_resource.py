@@ -24,7 +24,7 @@ def test_stream_answers_event_stream_headers_and_retry_first(harness):
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
     assert "content-encoding" not in response.headers
-    assert response.body == b"retry: 3000\n\n"
+    assert response.body == b"retry: 3000\n"
 
 
 def test_published_event_reaches_every_stream_of_the_channel(harness):
@@ -198,11 +198,11 @@ def test_heartbeat_writes_a_comment_to_every_stream():
     clients = [harness.stream("/events/a"), harness.stream("/events?channel=a&channel=b")]
     assert len(harness.clock.getDelayedCalls()) == 1
     harness.clock.advance(14.9)
-    assert all(c.response().body == b"retry: 3000\n\n" for c in clients)
+    assert all(c.response().body == b"retry: 3000\n" for c in clients)
     harness.clock.advance(0.1)
-    assert all(c.response().body == b"retry: 3000\n\n:\n\n" for c in clients)
+    assert all(c.response().body == b"retry: 3000\n:\n" for c in clients)
     harness.clock.advance(15)
-    assert all(c.response().body.count(b":\n\n") == 2 for c in clients)
+    assert all(c.response().body.count(b":\n") == 2 for c in clients)
 
 
 def test_heartbeat_zero_turns_it_off():
@@ -210,13 +210,13 @@ def test_heartbeat_zero_turns_it_off():
     harness = Harness(heartbeat=0)
     client = harness.stream("/events/a")
     harness.clock.advance(3600)
-    assert client.response().body == b"retry: 3000\n\n"
+    assert client.response().body == b"retry: 3000\n"
     assert [c for c in harness.clock.getDelayedCalls() if c.func.__name__ == "__call__"] == []
 
 
 def test_retry_option_is_sent():
     """--retry is what the stream tells the client to wait before reconnecting."""
-    assert Harness(retry_ms=1234).stream("/events/a").response().body == b"retry: 1234\n\n"
+    assert Harness(retry_ms=1234).stream("/events/a").response().body == b"retry: 1234\n"
 
 
 def test_paused_client_gets_queued_events_when_it_resumes(harness):
@@ -225,11 +225,11 @@ def test_paused_client_gets_queued_events_when_it_resumes(harness):
     client.transport.producer.pauseProducing()
     harness.publish("news", b"1")
     harness.publish("news", b"2")
-    harness.service.hub.heartbeat(b":\n\n")
+    harness.service.hub.heartbeat(b":\n")
     assert client.response().events() == []
     client.transport.producer.resumeProducing()
     assert [e.data for e in client.response().events()] == ["1", "2"]
-    assert b":\n\n" not in client.response().body
+    assert b":\n" not in client.response().body
 
 
 def test_client_too_slow_is_cut_without_delaying_others():

@@ -52,10 +52,18 @@ def encode(event: Event) -> bytes:
 
 
 def encode_comment(text: bytes = b"") -> bytes:
-    """A comment line (ignored by clients; keeps idle connections alive)."""
-    return b"".join(b":" + line + b"\n" for line in _LINE_BREAK.split(text)) + b"\n"
+    """Comment lines (ignored by clients; keep idle connections alive).
+
+    No blank line follows: a blank line ends an event, and some clients (httpx-sse)
+    report an empty event for every blank line, also one after a comment.
+    """
+    return b"".join(b":" + line + b"\n" for line in _LINE_BREAK.split(text))
 
 
 def encode_retry(milliseconds: int) -> bytes:
-    """Tell the client how long to wait before it reconnects."""
-    return b"retry: " + str(int(milliseconds)).encode("ascii") + b"\n\n"
+    """Tell the client how long to wait before it reconnects: one field line, no blank line after it.
+
+    A client sets its reconnection time when it reads the line; the event (if any) that
+    the line ends up in dispatches as it would without it.
+    """
+    return b"retry: " + str(int(milliseconds)).encode("ascii") + b"\n"

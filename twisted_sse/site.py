@@ -134,7 +134,8 @@ class SSESite(Site):
     def __init__(
         self, resource: IResource, max_body: int, header_timeout: float, reactor: Any, access_log: bool = False
     ) -> None:
-        super().__init__(resource, reactor=reactor)
+        # Publishing reads the raw body: no form parsing (Twisted's raises on some Content-Type bytes, e.g. 0x85).
+        super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self._access_log = access_log
         self.max_body = max_body
         self.header_timeout = header_timeout

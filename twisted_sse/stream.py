@@ -17,21 +17,17 @@ from twisted.web.http_headers import Headers
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from twisted_sse.framing import Event, encode, encode_retry
+from twisted_sse.block import Block
+from twisted_sse.framing import encode, encode_retry
 from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
-from twisted_sse.wire import Block, Writer, frame
+from twisted_sse.writer import ResponseWriter
 
 __all__ = ["EventStream", "describe_peer"]
 
 _log = Logger()
-
-
-def _encoded(event: Event) -> tuple[bytes, bytes]:
-    data = encode(event)
-    return data, frame(data)
 
 
 def describe_peer(request: Request) -> str:
@@ -73,8 +69,8 @@ class EventStream:
         self._request = request
         self._hub = hub
         self._broker = broker
-        self._replay: Replay[tuple[bytes, bytes]] = Replay(self._write_event)
-        self._writer: Writer | None = None
+        self._replay: Replay[bytes] = Replay(self._write_event)
+        self._writer: ResponseWriter | None = None
         self.channels = tuple(channels)
         self._clock = clock
         self._max_queue = max_queue
@@ -98,12 +94,11 @@ class EventStream:
             self._request.content.close()  # a stream has no body: don't keep an empty buffer open for hours
             self._request.content = None
         self._request.registerProducer(self, True)
-        self._request.write(encode_retry(retry_ms))
+        self._writer = ResponseWriter.start(self._request, encode_retry(retry_ms))
         # The headers are on the wire now and nothing reads them again; a stream may stay
         # open for hours, thousands at a time: keep nothing of them.
         self._request.responseHeaders = Headers()
         self._request.args = {}
-        self._writer = Writer(self._request)
         self._request.notifyFinish().addBoth(self._finished)
         _log.info(
             "stream opened: {channels} from {peer}{resuming}",
@@ -127,7 +122,7 @@ class EventStream:
         events = [(key, event) for key, _, event in gap.events]
         if gap.lost:
             events.insert(0, (None, lost_event(gap.lost, gap.after)))
-        self._replay.release([(key, _encoded(event)) for key, event in events])
+        self._replay.release([(key, encode(event)) for key, event in events])
 
     # Listener: what the hub calls.
 
@@ -145,24 +140,24 @@ class EventStream:
                 replay.last = block.last
             self.events_sent += len(block.items)
             assert self._writer is not None
-            self._writer.write(block.data, block.framed)
+            self._writer.write_block(block)
             return
         for key, data in block.items:
-            replay.live(key, (data, b""))
+            replay.live(key, data)
 
-    def _write_event(self, item: tuple[bytes, bytes]) -> None:
+    def _write_event(self, data: bytes) -> None:
         self.events_sent += 1
-        data, framed = item
         if self._paused:
             self._queue(data)
         else:
             assert self._writer is not None
-            self._writer.write(data, framed or frame(data))
+            self._writer.write(data)
 
     def heartbeat(self, data: bytes) -> None:
         # A paused client has bytes in flight already: it needs no keep-alive.
         if not self._closed and not self._paused:
-            self._request.write(data)
+            assert self._writer is not None
+            self._writer.write(data)
 
     # IPushProducer: what the transport calls.
 
@@ -175,7 +170,8 @@ class EventStream:
             data = b"".join(self._pending)
             self._pending = []
             self._pending_bytes = 0
-            self._request.write(data)
+            assert self._writer is not None
+            self._writer.write(data)
 
     def stopProducing(self) -> None:
         """The connection is going away; `_finished` does the cleanup."""
@@ -187,7 +183,11 @@ class EventStream:
         if self._closed:
             return
         tail = [encode_retry(retry_ms)] if retry_ms is not None else []
-        self._request.write(b"".join([*self._pending, *tail]))
+        data = b"".join([*self._pending, *tail])
+        if self._writer is not None:
+            self._writer.write(data)
+        else:
+            self._request.write(data)
         self._pending = []
         self._request.unregisterProducer()
         self._request.finish()

@@ -132,12 +132,12 @@ def test_http_1_0_client_gets_an_unchunked_stream(daemon):
     sock.sendall(b"GET /events/old HTTP/1.0\r\n\r\n")
     sock.settimeout(5)
     raw = b""
-    while b"retry: 3000\n\n" not in raw:
+    while b"retry: 3000\n" not in raw:
         raw += sock.recv(4096)
     assert get(daemon.port, "/events/old", "POST", b"one\ntwo", TOKEN)[0] == 200
     while b"data: two\n\n" not in raw:
         raw += sock.recv(4096)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"chunked" not in head.lower()
-    assert body.startswith(b"retry: 3000\n\nid: ") and body.endswith(b"data: one\ndata: two\n\n")
+    assert body.startswith(b"retry: 3000\nid: ") and body.endswith(b"data: one\ndata: two\n\n")
     sock.close()

@@ -1,0 +1,214 @@
+"""Every transport a user can configure, with real clients on real connections.
+
+One `twistd sse` listens on plain TCP, TLS (a certificate made here) and a UNIX socket;
+curl (HTTP/1.1 and HTTP/1.0) and httpx-sse read streams on each, and every event must
+arrive byte-exact and in order. Slow readers with tiny receive buffers push the writer
+from its socket shortcut to Twisted's buffer and back.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from httpx_sse import connect_sse
+
+from tests.live import Daemon, free_port, get, health, wait_until
+from tests.sse_parser import SSEParser
+
+TOKEN = {"Authorization": "Bearer s3cret"}
+PAYLOADS = [
+    b"plain",
+    b"one\ntwo\nthree",
+    b"crlf\r\nand cr\ralone",
+    "h\u00e9llo \u2603 \U0001d11e, a\u2028line separator and \x0b".encode(),
+    b"",
+    b"007",
+    b'{"user": 42, "items": [1, 2, 3], "text": "quoted \\" and \\n"}',
+    b"data: not a field\n\nid: 99\nevent: forged",
+    b"  leading spaces and trailing  ",
+]
+
+
+class Listeners:
+    """A daemon on TCP, TLS and a UNIX socket, and how to reach each."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        ca = trustme.CA()
+        self.ca_pem = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_pem))
+        server_pem = tmp_path / "server.pem"
+        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+        self.tls_port = free_port()
+        self.unix_path = tmp_path / "sse.sock"
+        self.daemon = Daemon(
+            tmp_path,
+            "--publish-token", "s3cret",
+            "--listen", f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={server_pem}:certKey={server_pem}",
+            "--listen", f"unix:{self.unix_path}",
+            *args,
+        )  # fmt: skip
+        self.port = self.daemon.port
+
+    def url(self, transport: str, path: str) -> str:
+        if transport == "tls":
+            return f"https://localhost:{self.tls_port}{path}"
+        if transport == "unix":
+            return f"http://localhost{path}"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def curl(self, transport: str, path: str, out: Path) -> subprocess.Popen[bytes]:
+        argv = ["curl", "-sN", "--max-time", "30", "-o", str(out)]
+        if transport == "tls":
+            argv += ["--cacert", str(self.ca_pem)]
+        if transport == "unix":
+            argv += ["--unix-socket", str(self.unix_path)]
+        if transport == "http1.0":
+            argv += ["--http1.0"]
+        return subprocess.Popen([*argv, self.url(transport, path)])
+
+    def httpx_client(self, transport: str) -> httpx.Client:
+        if transport == "tls":
+            return httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca_pem)), timeout=10)
+        if transport == "unix":
+            return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.unix_path)), timeout=10)
+        return httpx.Client(timeout=10)
+
+    def publish(self, channel: str, data: bytes) -> str:
+        status, _, body = get(self.port, f"/events/{channel}", "POST", data, TOKEN)
+        assert status == 200, body
+        return json.loads(body)["id"]
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+@pytest.fixture
+def listeners(tmp_path):
+    server = Listeners(tmp_path, "--heartbeat", "0.2")
+    yield server
+    server.stop()
+
+
+def _expected_bytes(ids: list[str], payloads: list[bytes]) -> bytes:
+    """The stream as the SSE format carries it, written out here independently of the server's framing."""
+    out = b""
+    for event_id, data in zip(ids, payloads, strict=True):
+        out += b"id: " + event_id.encode() + b"\n"
+        out += b"".join(b"data: " + line + b"\n" for line in re.split(rb"\r\n|\r|\n", data))
+        out += b"\n"
+    return out
+
+
+def _without_heartbeats(body: bytes) -> bytes:
+    return re.sub(rb"(?m)^:\n", b"", body)
+
+
+def _read_with_httpx_sse(server: Listeners, transport: str, count: int, got: list, errors: list) -> None:
+    try:
+        with server.httpx_client(transport) as client:
+            with connect_sse(client, "GET", server.url(transport, "/events/t")) as source:
+                assert source.response.headers["content-type"].startswith("text/event-stream")
+                for event in source.iter_sse():
+                    got.append(event)
+                    if len(got) == count:
+                        return
+    except Exception as error:  # reported by the test thread
+        errors.append(error)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "unix", "http1.0"])
+def test_every_event_arrives_byte_exact_on_every_transport(listeners, tmp_path, transport):
+    """curl reads, on each transport, exactly `retry:` and every published event's bytes, in order."""
+    out = tmp_path / f"{transport}.out"
+    curl = listeners.curl(transport, "/events/t", out)
+    try:
+        wait_until(lambda: health(listeners.port)["streams"] == 1, timeout=10)
+        time.sleep(0.5)  # a couple of heartbeats go out before the events
+        ids = [listeners.publish("t", data) for data in PAYLOADS]
+        expected = b"retry: 3000\n" + _expected_bytes(ids, PAYLOADS)
+        wait_until(lambda: out.exists() and len(_without_heartbeats(out.read_bytes())) >= len(expected), timeout=10)
+    finally:
+        curl.terminate()
+        curl.wait()
+    body = out.read_bytes()
+    assert b":\n" in body  # heartbeats reached this transport too
+    assert _without_heartbeats(body) == expected
+    events = SSEParser().feed(body)
+    assert [e.data.encode() for e in events] == [re.sub(rb"\r\n|\r", b"\n", p) for p in PAYLOADS]
+    assert [e.last_event_id for e in events] == ids
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "unix"])
+def test_httpx_sse_sees_only_the_published_events(listeners, transport):
+    """httpx-sse (which reports an event for every blank line) yields exactly the published events, none empty."""
+    got: list = []
+    errors: list = []
+    reader = threading.Thread(target=_read_with_httpx_sse, args=(listeners, transport, len(PAYLOADS), got, errors))
+    reader.start()
+    wait_until(lambda: health(listeners.port)["streams"] == 1, timeout=10)
+    time.sleep(0.7)  # heartbeats go out before, between and after the events
+    ids = []
+    for data in PAYLOADS:
+        ids.append(listeners.publish("t", data))
+        time.sleep(0.05)
+    reader.join(10)
+    assert not errors, errors
+    assert not reader.is_alive()
+    assert [(e.event, e.data, e.id) for e in got] == [
+        ("message", re.sub(rb"\r\n|\r", b"\n", data).decode(), event_id)
+        for data, event_id in zip(PAYLOADS, ids, strict=True)
+    ]
+    assert got[0].retry is None or got[0].retry == 3000
+
+
+def _slow_connection(server: Listeners, transport: str) -> http.client.HTTPConnection:
+    """An HTTP connection whose socket has a 4 KiB receive buffer, reading nothing until told."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    port = server.tls_port if transport == "tls" else server.port
+    sock.connect(("127.0.0.1", port))
+    conn = http.client.HTTPConnection("localhost", port, timeout=20)
+    if transport == "tls":
+        context = ssl.create_default_context(cafile=str(server.ca_pem))
+        conn.sock = context.wrap_socket(sock, server_hostname="localhost")
+    else:
+        conn.sock = sock
+    return conn
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_a_slow_reader_gets_everything_in_order(tmp_path, transport):
+    """A reader with a tiny receive buffer that stalls, then reads, gets every event whole and in order."""
+    server = Listeners(tmp_path, "--max-queue", str(64 << 20), "--heartbeat", "0")
+    try:
+        slow = _slow_connection(server, transport)
+        slow.request("GET", "/events/big")
+        response = slow.getresponse()
+        assert response.status == 200
+        payloads = [(b"%03d:" % n) + bytes([65 + n % 26]) * (n * 997 % 40000) for n in range(120)]
+        ids = [server.publish("big", data) for data in payloads]
+        time.sleep(0.3)  # everything is published while the client reads nothing
+        parser, events = SSEParser(), []
+        deadline = time.monotonic() + 30
+        while len(events) < len(payloads) and time.monotonic() < deadline:
+            chunk = response.read1(8192)
+            assert chunk, f"stream ended after {len(events)} events"
+            events += parser.feed(chunk)
+            time.sleep(0.0005)
+        assert [e.last_event_id for e in events] == ids
+        assert [e.data.encode() for e in events] == payloads
+        assert health(server.port)["counters"].get("slow_clients_cut", 0) == 0
+        slow.close()
+    finally:
+        server.stop()
