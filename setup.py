@@ -11,7 +11,8 @@ setup(
     packages=find_packages(include=["twisted_sse", "twisted_sse.*"]) + ["twisted.plugins"],
     package_data={"twisted.plugins": ["sse_plugin.py"]},
     install_requires=[
-        "twisted[tls]>=26.4,<27",  # tls: pyOpenSSL and service_identity, for ssl: listeners and rediss://
+        # tls: pyOpenSSL and service_identity (ssl: listeners, rediss://); http2: h2 and priority (HTTP/2 on ssl:)
+        "twisted[tls,http2]>=26.4,<27",
         "txredisapi~=1.6.0",
         "hiredis>=3,<4",  # txredisapi parses replies with it: synchronous and much faster
     ],

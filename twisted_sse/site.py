@@ -1,12 +1,10 @@
 """The HTTP server around the resource: limits Twisted leaves open, and connection draining.
 
-- A client must finish its request headers within `header_timeout` seconds of
-  connecting (or of its previous request ending): Twisted restarts its idle timeout on
-  every byte, so a client sending one header byte a minute (slowloris) would hold a
-  connection forever.
-- A request body past `max_body` bytes is answered 413 and the connection closed as
-  soon as the declared length (or the bytes received) says so; Twisted would otherwise
-  buffer the whole body to a temporary file before the resource sees it.
+- Each connection is an `HTTPConnection` (twisted_sse/connection.py): HTTP/1.1, or
+  HTTP/2 when TLS negotiated `h2`, with a deadline for request headers.
+- A request body past `max_body` bytes is answered 413 (and an HTTP/1.x connection
+  closed) as soon as the declared length (or the bytes received) says so; Twisted would
+  otherwise buffer the whole body to a temporary file before the resource sees it.
 - The site knows its open connections, so that shutdown can close them and wait for
   them, for a bounded time.
 """
@@ -16,24 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
+
+from twisted_sse.connection import HTTPConnection, abort, http2_available
 
 __all__ = ["SSESite"]
 
 _log = Logger()
-
-
-def _abort(transport: Any) -> None:
-    """Cut a connection at once (loseConnection for transports that can't abort)."""
-    if transport is not None:
-        getattr(transport, "abortConnection", transport.loseConnection)()
 
 
 class _LimitedRequest(Request):
@@ -41,6 +34,7 @@ class _LimitedRequest(Request):
 
     _refused = False
     _body_size = 0
+    _gone = False
 
     @property
     def _max_body(self) -> int:
@@ -64,71 +58,42 @@ class _LimitedRequest(Request):
         if not self._refused:
             super().process()
 
-    def _refuse(self) -> None:
-        self._refused = True
-        message = b"the body is larger than %d bytes\n" % self._max_body
-        self.channel.transport.write(  # type: ignore[union-attr]
-            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(message), message)
-        )
-        self.channel.loseConnection()
-
-
-class _GuardedChannel(HTTPChannel):
-    """An HTTP connection with a deadline for request headers, known to its site."""
-
-    _deadline: IDelayedCall | None = None
-    site: SSESite
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.site.connections.add(self)
-        self._arm()
-
-    def allHeadersReceived(self) -> None:
-        self._disarm()
-        super().allHeadersReceived()
-
-    def requestDone(self, request: Request) -> None:
-        super().requestDone(request)
-        if self.persistent and not self.requests:
-            self._arm()  # the next request's headers get the same deadline
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        # Twisted just closes the connection; say why first.
-        on_request_line = getattr(self, "_HTTPChannel__first_line", 0)
-        status = b"414 URI Too Long" if on_request_line else b"431 Request Header Fields Too Large"
-        message = b"request line or header longer than %d bytes\n" % self.MAX_LENGTH
-        self.transport.write(  # type: ignore[union-attr]
-            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (status, len(message), message)
-        )
-        self.loseConnection()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._disarm()
+    def connectionLost(self, reason: Failure) -> None:
+        self._gone = True
         super().connectionLost(reason)
-        self.site.forget(self)
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.callLater(self.site.header_timeout, self._headers_too_slow)
+    def _refuse(self) -> None:
+        """Answer 413 before the request is processed, and stop taking its body.
 
-    def _disarm(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        HTTP/1.x: the answer goes out and the connection is closed (the rest of the body
+        would otherwise have to be read). HTTP/2: the status goes out on this stream, which
+        is then reset so that its sender stops; the connection's other streams go on.
+        Twisted builds an HTTP/2 request (and reads its length) before the stream can be
+        written to, so that answer waits for the next reactor turn.
+        """
+        self._refused = True
+        if isinstance(self.channel, HTTPChannel):
+            message = b"the body is larger than %d bytes\n" % self._max_body
+            self.channel.transport.write(  # type: ignore[union-attr]
+                b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(message), message)
+            )
+            self.channel.loseConnection()
+        else:
+            self.channel.site.reactor.callLater(0, self._refuse_stream)
 
-    def _headers_too_slow(self) -> None:
-        self._deadline = None
-        _log.info("cutting a client: no complete request headers in {seconds}s", seconds=self.site.header_timeout)
-        _abort(self.transport)
+    def _refuse_stream(self) -> None:
+        if self._gone:
+            return
+        stream: Any = self.channel  # twisted.web._http2.H2Stream
+        stream.writeHeaders(b"HTTP/2", b"413", b"Payload Too Large", Headers({b"content-type": [b"text/plain"]}))
+        stream.abortConnection()
 
 
 class SSESite(Site):
-    """A `Site` with a header deadline, a body limit, and a registry of its connections."""
+    """A `Site` with a header deadline, a body limit, HTTP/2 on TLS, and a registry of its connections."""
 
-    protocol = _GuardedChannel  # type: ignore[assignment]  # plain HTTP/1.x, no HTTP/2 negotiation
+    protocol = HTTPConnection  # type: ignore[assignment]
     requestFactory = _LimitedRequest
 
     def __init__(
@@ -140,7 +105,7 @@ class SSESite(Site):
         self.max_body = max_body
         self.header_timeout = header_timeout
         self.displayTracebacks = False
-        self.connections: set[HTTPChannel] = set()
+        self.connections: set[HTTPConnection] = set()
         self._all_closed: Deferred[None] | None = None
         self._reactor = reactor
 
@@ -160,7 +125,11 @@ class SSESite(Site):
         timer = self._reactor.callLater(timeout, self._abort_all, timeout)
         return self._all_closed.addCallback(lambda _: timer.cancel() if timer.active() else None)
 
-    def forget(self, channel: HTTPChannel) -> None:
+    def acceptableProtocols(self) -> list[bytes]:
+        """What TLS offers by ALPN: HTTP/2 when Twisted can speak it, and HTTP/1.1."""
+        return [b"h2", b"http/1.1"] if http2_available() else [b"http/1.1"]
+
+    def forget(self, channel: HTTPConnection) -> None:
         """A connection has closed."""
         self.connections.discard(channel)
         if not self.connections and self._all_closed is not None:
@@ -171,4 +140,4 @@ class SSESite(Site):
         _log.warn("aborting {count} connections still open after {timeout}s", count=len(self.connections),
                   timeout=timeout)  # fmt: skip
         for channel in list(self.connections):
-            _abort(channel.transport)
+            abort(channel.transport)

@@ -23,7 +23,7 @@ from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
-from twisted_sse.writer import ResponseWriter
+from twisted_sse.writer import ResponseWriter, cut
 
 __all__ = ["EventStream", "describe_peer"]
 
@@ -200,9 +200,7 @@ class EventStream:
         self._hub.counters["slow_clients_cut"] += 1
         self._closed = True  # nothing more is written; `_finished` still runs when the connection goes
         self._pending = []
-        transport = self._request.transport
-        if transport is not None:
-            getattr(transport, "abortConnection", transport.loseConnection)()
+        cut(self._request)
 
     def _queue(self, data: bytes) -> None:
         self._pending.append(data)

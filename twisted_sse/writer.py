@@ -21,12 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import tcp
+from twisted.internet.error import ConnectionAborted
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from twisted_sse.block import Block
 
-__all__ = ["ResponseWriter", "chunk", "takes_shortcut"]
+__all__ = ["ResponseWriter", "chunk", "cut", "takes_shortcut"]
 
 
 def chunk(data: bytes) -> bytes:
@@ -79,6 +81,23 @@ def transport_is_idle(transport: tcp.Server) -> bool:
         or transport.disconnecting
         or transport._writeDisconnected
     )
+
+
+def cut(request: Request) -> None:
+    """End a response at once, dropping what is unsent.
+
+    HTTP/1.x: its connection is aborted. HTTP/2: a request has no transport of its own
+    (its streams share one connection), so only its stream is reset; the others go on.
+    """
+    if request.transport is not None:
+        getattr(request.transport, "abortConnection", request.transport.loseConnection)()
+        return
+    channel: Any = request.channel
+    if channel is not None:
+        channel.abortConnection()
+        # Twisted's HTTP/2 stream forgets itself on a reset it sent without telling its
+        # request: tell it, so that notifyFinish fires and the stream is released.
+        request.connectionLost(Failure(ConnectionAborted("response cut")))
 
 
 class ResponseWriter:

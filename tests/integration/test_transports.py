@@ -9,88 +9,18 @@ from its socket shortcut to Twisted's buffer and back.
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import socket
 import ssl
-import subprocess
 import threading
 import time
-from pathlib import Path
 
-import httpx
 import pytest
-import trustme
 from httpx_sse import connect_sse
 
-from tests.live import Daemon, free_port, get, health, wait_until
+from tests.listeners import PAYLOADS, Listeners, expected_bytes, without_heartbeats
+from tests.live import health, wait_until
 from tests.sse_parser import SSEParser
-
-TOKEN = {"Authorization": "Bearer s3cret"}
-PAYLOADS = [
-    b"plain",
-    b"one\ntwo\nthree",
-    b"crlf\r\nand cr\ralone",
-    "h\u00e9llo \u2603 \U0001d11e, a\u2028line separator and \x0b".encode(),
-    b"",
-    b"007",
-    b'{"user": 42, "items": [1, 2, 3], "text": "quoted \\" and \\n"}',
-    b"data: not a field\n\nid: 99\nevent: forged",
-    b"  leading spaces and trailing  ",
-]
-
-
-class Listeners:
-    """A daemon on TCP, TLS and a UNIX socket, and how to reach each."""
-
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        ca = trustme.CA()
-        self.ca_pem = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_pem))
-        server_pem = tmp_path / "server.pem"
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
-        self.tls_port = free_port()
-        self.unix_path = tmp_path / "sse.sock"
-        self.daemon = Daemon(
-            tmp_path,
-            "--publish-token", "s3cret",
-            "--listen", f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={server_pem}:certKey={server_pem}",
-            "--listen", f"unix:{self.unix_path}",
-            *args,
-        )  # fmt: skip
-        self.port = self.daemon.port
-
-    def url(self, transport: str, path: str) -> str:
-        if transport == "tls":
-            return f"https://localhost:{self.tls_port}{path}"
-        if transport == "unix":
-            return f"http://localhost{path}"
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def curl(self, transport: str, path: str, out: Path) -> subprocess.Popen[bytes]:
-        argv = ["curl", "-sN", "--max-time", "30", "-o", str(out)]
-        if transport == "tls":
-            argv += ["--cacert", str(self.ca_pem)]
-        if transport == "unix":
-            argv += ["--unix-socket", str(self.unix_path)]
-        if transport == "http1.0":
-            argv += ["--http1.0"]
-        return subprocess.Popen([*argv, self.url(transport, path)])
-
-    def httpx_client(self, transport: str) -> httpx.Client:
-        if transport == "tls":
-            return httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca_pem)), timeout=10)
-        if transport == "unix":
-            return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.unix_path)), timeout=10)
-        return httpx.Client(timeout=10)
-
-    def publish(self, channel: str, data: bytes) -> str:
-        status, _, body = get(self.port, f"/events/{channel}", "POST", data, TOKEN)
-        assert status == 200, body
-        return json.loads(body)["id"]
-
-    def stop(self) -> None:
-        self.daemon.stop()
 
 
 @pytest.fixture
@@ -98,20 +28,6 @@ def listeners(tmp_path):
     server = Listeners(tmp_path, "--heartbeat", "0.2")
     yield server
     server.stop()
-
-
-def _expected_bytes(ids: list[str], payloads: list[bytes]) -> bytes:
-    """The stream as the SSE format carries it, written out here independently of the server's framing."""
-    out = b""
-    for event_id, data in zip(ids, payloads, strict=True):
-        out += b"id: " + event_id.encode() + b"\n"
-        out += b"".join(b"data: " + line + b"\n" for line in re.split(rb"\r\n|\r|\n", data))
-        out += b"\n"
-    return out
-
-
-def _without_heartbeats(body: bytes) -> bytes:
-    return re.sub(rb"(?m)^:\n", b"", body)
 
 
 def _read_with_httpx_sse(server: Listeners, transport: str, count: int, got: list, errors: list) -> None:
@@ -136,14 +52,14 @@ def test_every_event_arrives_byte_exact_on_every_transport(listeners, tmp_path, 
         wait_until(lambda: health(listeners.port)["streams"] == 1, timeout=10)
         time.sleep(0.5)  # a couple of heartbeats go out before the events
         ids = [listeners.publish("t", data) for data in PAYLOADS]
-        expected = b"retry: 3000\n" + _expected_bytes(ids, PAYLOADS)
-        wait_until(lambda: out.exists() and len(_without_heartbeats(out.read_bytes())) >= len(expected), timeout=10)
+        expected = b"retry: 3000\n" + expected_bytes(ids, PAYLOADS)
+        wait_until(lambda: out.exists() and len(without_heartbeats(out.read_bytes())) >= len(expected), timeout=10)
     finally:
         curl.terminate()
         curl.wait()
     body = out.read_bytes()
     assert b":\n" in body  # heartbeats reached this transport too
-    assert _without_heartbeats(body) == expected
+    assert without_heartbeats(body) == expected
     events = SSEParser().feed(body)
     assert [e.data.encode() for e in events] == [re.sub(rb"\r\n|\r", b"\n", p) for p in PAYLOADS]
     assert [e.last_event_id for e in events] == ids

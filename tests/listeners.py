@@ -1,0 +1,97 @@
+"""A `twistd sse` listening on plain TCP, TLS (a certificate made here) and a UNIX socket, for transport tests."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import subprocess
+from pathlib import Path
+
+import httpx
+import trustme
+
+from tests.live import Daemon, free_port, get
+
+TOKEN = {"Authorization": "Bearer s3cret"}
+PAYLOADS = [
+    b"plain",
+    b"one\ntwo\nthree",
+    b"crlf\r\nand cr\ralone",
+    "h\u00e9llo \u2603 \U0001d11e, a\u2028line separator and \x0b".encode(),
+    b"",
+    b"007",
+    b'{"user": 42, "items": [1, 2, 3], "text": "quoted \\" and \\n"}',
+    b"data: not a field\n\nid: 99\nevent: forged",
+    b"  leading spaces and trailing  ",
+]
+
+
+class Listeners:
+    """A daemon on TCP, TLS and a UNIX socket, and how to reach each."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        ca = trustme.CA()
+        self.ca_pem = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_pem))
+        server_pem = tmp_path / "server.pem"
+        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+        self.tls_port = free_port()
+        self.unix_path = tmp_path / "sse.sock"
+        self.daemon = Daemon(
+            tmp_path,
+            "--publish-token", "s3cret",
+            "--listen", f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={server_pem}:certKey={server_pem}",
+            "--listen", f"unix:{self.unix_path}",
+            *args,
+        )  # fmt: skip
+        self.port = self.daemon.port
+
+    def url(self, transport: str, path: str) -> str:
+        if transport == "tls":
+            return f"https://localhost:{self.tls_port}{path}"
+        if transport == "unix":
+            return f"http://localhost{path}"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def curl(self, transport: str, path: str, out: Path) -> subprocess.Popen[bytes]:
+        argv = ["curl", "-sN", "--max-time", "30", "-o", str(out)]
+        if transport == "tls":
+            argv += ["--cacert", str(self.ca_pem)]
+        if transport == "unix":
+            argv += ["--unix-socket", str(self.unix_path)]
+        if transport == "http1.0":
+            argv += ["--http1.0"]
+        return subprocess.Popen([*argv, self.url(transport, path)])
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_pem))
+
+    def httpx_client(self, transport: str) -> httpx.Client:
+        if transport == "tls":
+            return httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca_pem)), timeout=10)
+        if transport == "unix":
+            return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.unix_path)), timeout=10)
+        return httpx.Client(timeout=10)
+
+    def publish(self, channel: str, data: bytes) -> str:
+        status, _, body = get(self.port, f"/events/{channel}", "POST", data, TOKEN)
+        assert status == 200, body
+        return json.loads(body)["id"]
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+def expected_bytes(ids: list[str], payloads: list[bytes]) -> bytes:
+    """The stream as the SSE format carries it, written out here independently of the server's framing."""
+    out = b""
+    for event_id, data in zip(ids, payloads, strict=True):
+        out += b"id: " + event_id.encode() + b"\n"
+        out += b"".join(b"data: " + line + b"\n" for line in re.split(rb"\r\n|\r|\n", data))
+        out += b"\n"
+    return out
+
+
+def without_heartbeats(body: bytes) -> bytes:
+    return re.sub(rb"(?m)^:\n", b"", body)

@@ -1,0 +1,211 @@
+"""One client connection: HTTP/1.1, or HTTP/2 when TLS negotiated it by ALPN, under one header deadline.
+
+`HTTPConnection` is what the site builds for every accepted connection. When the first
+bytes arrive the protocol is known (TLS has finished its handshake by then), and it
+hands the connection to a channel: Twisted's `HTTPChannel` for HTTP/1.x, Twisted's
+HTTP/2 connection for `h2`, each with what twisted-sse adds. It also owns the deadline
+for request headers, which Twisted doesn't have: a client must complete its request
+headers within `header_timeout` seconds of connecting or of its previous request
+ending (an HTTP/2 connection: of its last stream ending), else it is cut. Twisted
+restarts its idle timeout on every byte, so without this a client sending one byte a
+minute (slowloris) would hold a connection forever.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request
+
+if TYPE_CHECKING:
+    from twisted_sse.site import SSESite
+
+__all__ = ["HTTPConnection", "http2_available"]
+
+_log = Logger()
+
+
+def _h2_connection_class() -> Any:
+    """Twisted's HTTP/2 connection class, or None when `h2` isn't installed.
+
+    The one place that reads Twisted's HTTP/2 internals: `twisted.web.http.H2_ENABLED` and
+    the private module `twisted.web._http2` (checked on Twisted 26.x, which setup.py
+    pins; tests/test_connection.py fails if they change).
+    """
+    if not getattr(http, "H2_ENABLED", False):
+        return None
+    from twisted.web._http2 import H2Connection
+
+    return H2Connection
+
+
+_H2Connection = _h2_connection_class()
+
+
+def http2_available() -> bool:
+    """Whether TLS listeners offer HTTP/2 (`h2` and `priority` are installed)."""
+    return _H2Connection is not None
+
+
+def abort(transport: Any) -> None:
+    """Cut a connection at once (loseConnection for transports that can't abort)."""
+    if transport is not None:
+        getattr(transport, "abortConnection", transport.loseConnection)()
+
+
+class HTTPConnection(Protocol):
+    """A connection as the site sees it: the channel that speaks its protocol, and its header deadline.
+
+    `site`, `requestFactory`, `timeOut` and `callLater` are set by the site, as on a
+    Twisted channel.
+    """
+
+    site: SSESite
+    requestFactory: type[Request]
+    timeOut: float | None
+    callLater: Any
+
+    def __init__(self) -> None:
+        self.channel: _GuardedChannel | Any = None
+        self._deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        self.site.connections.add(self)
+        self.arm()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.channel is None:
+            self.channel = self._open_channel()
+        self.channel.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.disarm()
+        if self.channel is not None:
+            self.channel.connectionLost(reason)
+        self.site.forget(self)
+
+    def loseConnection(self) -> None:
+        """Close once what is written has gone out (an HTTP/2 connection: once its streams have ended)."""
+        if self.channel is not None:
+            self.channel.loseConnection()
+        else:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    @property
+    def protocol(self) -> bytes:
+        """`h2` or `http/1.1` once the first bytes arrived; b"" before."""
+        if self.channel is None:
+            return b""
+        return b"http/1.1" if isinstance(self.channel, HTTPChannel) else b"h2"
+
+    def _open_channel(self) -> Any:
+        negotiated = getattr(self.transport, "negotiatedProtocol", None)  # INegotiated, on TLS transports
+        channel: Any
+        if negotiated == b"h2" and _H2Connection is not None:
+            channel = _GuardedH2Connection(self, reactor=self.site.reactor)
+        else:
+            channel = _GuardedChannel(self)
+        channel.site = self.site
+        channel.factory = self.factory
+        channel.requestFactory = self.requestFactory
+        channel.timeOut = self.timeOut
+        channel.callLater = self.callLater
+        channel.makeConnection(self.transport)
+        return channel
+
+    # The header deadline.
+
+    def arm(self) -> None:
+        """Start (or restart) the time the client has to complete request headers."""
+        self.disarm()
+        self._deadline = self.callLater(self.site.header_timeout, self._expired)
+
+    def disarm(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.channel is not None and self.channel.busy():
+            self.arm()
+            return
+        _log.info("cutting a client: no complete request headers in {seconds}s", seconds=self.site.header_timeout)
+        abort(self.transport)
+
+
+class _GuardedChannel(HTTPChannel):
+    """HTTP/1.x: the header deadline follows its requests, and overlong lines get a status that says why."""
+
+    def __init__(self, connection: HTTPConnection) -> None:
+        super().__init__()
+        self._connection = connection
+
+    def busy(self) -> bool:
+        """Never: the deadline is only armed while no request is being served."""
+        return False
+
+    def allHeadersReceived(self) -> None:
+        self._connection.disarm()
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Request) -> None:
+        super().requestDone(request)
+        if self.persistent and not self.requests:
+            self._connection.arm()  # the next request's headers get the same deadline
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # Twisted just closes the connection; say why first.
+        on_request_line = getattr(self, "_HTTPChannel__first_line", 0)
+        status = b"414 URI Too Long" if on_request_line else b"431 Request Header Fields Too Large"
+        message = b"request line or header longer than %d bytes\n" % self.MAX_LENGTH
+        self.transport.write(  # type: ignore[union-attr]
+            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (status, len(message), message)
+        )
+        self.loseConnection()
+
+
+_H2Base: Any = _H2Connection if _H2Connection is not None else object
+
+
+class _GuardedH2Connection(_H2Base):
+    """HTTP/2: busy while it has streams (which keeps it open), and a close that lets them finish, then GOAWAY."""
+
+    _closing: IDelayedCall | None = None
+    _lost = False
+
+    def __init__(self, connection: HTTPConnection, reactor: Any) -> None:
+        super().__init__(reactor)
+        self._connection = connection
+
+    def busy(self) -> bool:
+        """True while streams are open; then Twisted's idle timeout restarts too (a stream may be quiet for hours)."""
+        if self.streams:
+            self.resetTimeout()
+            return True
+        return False
+
+    def loseConnection(self) -> None:
+        """Wait for every stream to end (each was told when to reconnect), then GOAWAY and close."""
+        self._closing = None
+        if self._lost:
+            return
+        if self.streams:
+            self._closing = self.callLater(0.02, self.loseConnection)
+            return
+        self.conn.close_connection()
+        self.transport.write(self.conn.data_to_send())
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone, _cancelTimeouts: bool = True) -> None:
+        self._lost = True
+        if self._closing is not None and self._closing.active():
+            self._closing.cancel()
+        super().connectionLost(reason, _cancelTimeouts)
