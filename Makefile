@@ -21,6 +21,7 @@ run: install
 	$(VENV)/bin/twistd -n sse $(ARGS)
 
 test: install-test
+	scripts/test-tools
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test

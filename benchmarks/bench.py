@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -149,6 +150,81 @@ def fanout(binary, kind, workdir, redis, subscribers, rate, seconds, size=100, e
         server.stop()
 
 
+def _tls_listener(workdir: Path) -> tuple[str, int]:
+    """An `ssl:` listener description with a fresh self-signed certificate, and its port."""
+    import trustme
+
+    pem = workdir / "bench-server.pem"
+    if not pem.exists():
+        trustme.CA().issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    port = free_port()
+    return f"ssl:{port}:interface=127.0.0.1:privateKey={pem}:certKey={pem}", port
+
+
+H2LOAD_SHAPES = {
+    # name: (h2load arguments, what it stands for)
+    "h1-tls": (["--h1", "-m", "1"], "HTTP/1.1 over TLS, one stream per connection"),
+    "h2-tls-1": (["-m", "1"], "HTTP/2, one stream per connection (one tab per browser)"),
+    "h2-tls-100": (["-m", "100"], "HTTP/2, 100 streams per connection (tabs of one browser)"),
+}
+
+
+def fanout_over(binary, shape, workdir, redis, subscribers, rate, seconds, size=100):
+    """Fan-out to `subscribers` streams read by h2load over TLS (or sseload on plain TCP for `h1-tcp`)."""
+    if shape == "h1-tcp":
+        return {"shape": shape, **fanout(binary, "twisted-sse", workdir, redis, subscribers, rate, seconds, size)}
+    h2load = shutil.which("h2load")
+    if h2load is None:
+        raise RuntimeError("h2load is missing (Debian: apt-get install nghttp2-client)")
+    listen, tls_port = _tls_listener(workdir)
+    server = Server("twisted-sse", workdir, redis, ("--listen", listen))
+    arguments, _ = H2LOAD_SHAPES[shape]
+    per_connection = min(subscribers, int(arguments[arguments.index("-m") + 1]))
+    arguments = [*arguments[: arguments.index("-m")], "-m", str(per_connection)]
+    connections = subscribers // per_connection
+    # h2load prints its traffic figures only when its run ends by itself: give it time to
+    # open every stream, then the publishing, then a margin.
+    margin = 5 + subscribers // 100
+    argv = [h2load, *arguments, "-c", str(connections), "-n", str(subscribers), "-D", str(seconds + margin),
+            f"https://127.0.0.1:{tls_port}/events/bench"]  # fmt: skip
+    try:
+        load = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_streams(server, redis, subscribers, "bench", timeout=120)
+        time.sleep(1)
+        publisher = Publisher(redis.url)
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        published, event_bytes = 0, 0
+        while time.monotonic() - t0 < seconds:
+            data = payload(published, size)
+            event_id = publisher.publish("bench", data)
+            event_bytes += len(b"id: %s\ndata: %s\n\n" % (event_id.encode(), data))
+            published += 1
+            time.sleep(max(0.0, t0 + published / rate - time.monotonic()))
+        time.sleep(2)
+        cpu = cpu_seconds(server.pid) - cpu0
+        out, _ = load.communicate(timeout=120)
+        traffic = re.search(r"traffic: .*?, .*?\((\d+)\) data", out)
+        if traffic is None:
+            raise RuntimeError(f"h2load gave no traffic figure:\n{out[-2000:]}")
+        received = int(traffic.group(1)) - subscribers * len(b"retry: 3000\n")
+        delivered_ratio = received / (event_bytes * subscribers) if published else 0.0
+        deliveries = round(published * subscribers * min(delivered_ratio, 1.0))
+        return {
+            "shape": shape,
+            "connections": connections,
+            "subscribers": subscribers,
+            "rate": rate,
+            "published": published,
+            "deliveries": deliveries,
+            "delivered_ratio": round(delivered_ratio, 4),
+            "server_cpu_us_per_delivery": round(cpu * 1e6 / max(deliveries, 1), 2),
+            "server_cpu_percent": round(100 * cpu / (seconds + 2), 1),
+            "server_rss_mib": round(rss_kib(server.pid) / 1024, 1),
+        }
+    finally:
+        server.stop()
+
+
 def idle(binary, kind, workdir, redis, streams, settle=2.0):
     """RSS per idle stream with `streams` open, and the Redis connections they cost."""
     server = Server(kind, workdir, redis)
@@ -256,6 +332,7 @@ PLANS = {
         "fanout": [(1000, 100), (1000, 200), (5000, 20), (10000, 10)],
         "baseline_fanout": [(1000, 100), (5000, 20), (10000, 10)],
         "churn": [500, 1000, 1500],
+        "transports": [(1000, 10)],
         "fanout_seconds": 10,
         "churn_seconds": 10,
         "publish_seconds": 10,
@@ -265,6 +342,7 @@ PLANS = {
         "fanout": [(50, 20)],
         "baseline_fanout": [(20, 10)],
         "churn": [50],
+        "transports": [(20, 10)],
         "fanout_seconds": 2,
         "churn_seconds": 2,
         "publish_seconds": 2,
@@ -282,8 +360,9 @@ def _streams_by_rate(text: str) -> tuple[int, int]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", default=["idle", "fanout", "churn", "publish", "baseline"],
-                        help="idle fanout churn publish baseline (default: all)")  # fmt: skip
+    parser.add_argument("scenarios", nargs="*",
+                        default=["idle", "fanout", "transports", "churn", "publish", "baseline"],
+                        help="idle fanout transports churn publish baseline (default: all)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -315,6 +394,10 @@ def main(argv=None) -> int:
         if "fanout" in args.scenarios:
             for subs, rate in plan["fanout"]:
                 record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"])
+        if "transports" in args.scenarios:
+            for subs, rate in plan["transports"]:
+                for shape in ["h1-tcp", *H2LOAD_SHAPES]:
+                    record("transports", fanout_over, binary, shape, workdir, redis, subs, rate, plan["fanout_seconds"])
         if "churn" in args.scenarios:
             for rate in plan["churn"]:
                 record("churn", churn, binary, "twisted-sse", workdir, redis, rate, plan["churn_seconds"])
