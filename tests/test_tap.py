@@ -26,6 +26,7 @@ def test_every_option_is_parsed(monkeypatch):
         "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:/tmp/sse.sock",
         "--prefix", "app:", "--heartbeat", "2.5", "--retry", "500", "--publish-token", "tok",
         "--cors-origin", "https://a.example", "--cors-origin", "*", "--max-message-size", "10",
+        "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1",
     )  # fmt: skip
     assert settings == Settings(
         listen=("tcp:0:interface=127.0.0.1", "unix:/tmp/sse.sock"),
@@ -35,6 +36,7 @@ def test_every_option_is_parsed(monkeypatch):
         publish_token="tok",
         cors_origins=("https://a.example", "*"),
         max_message_size=10,
+        trusted_proxies=("10.0.0.0/8", "::1"),
     )
 
 
@@ -59,6 +61,7 @@ def test_token_from_environment(monkeypatch):
         (["--listen", "carrier-pigeon:1"], "--listen"),
         (["--cors-origin", "app.example"], "--cors-origin"),
         (["--publish-token", "has space"], "--publish-token"),
+        (["--trusted-proxy", "10.0.0.0/40"], "--trusted-proxy"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):

@@ -24,12 +24,13 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from twisted_sse.client_address import TrustedProxies, describe_client
 from twisted_sse.framing import check_field, encode_comment, encode_retry
 from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.settings import CHANNEL_RULE, MAX_CHANNELS_PER_STREAM, Settings, valid_channel
-from twisted_sse.stream import EventStream, describe_peer
+from twisted_sse.stream import EventStream
 
 __all__ = ["SSEResource"]
 
@@ -83,6 +84,11 @@ class _Surface:
     publish_token: str
     rng: random.Random = field(default_factory=random.Random)
     draining: bool = False
+    proxies: TrustedProxies = field(default_factory=TrustedProxies)
+
+    def describe(self, request: Request) -> str:
+        """The client, for logs (behind trusted proxies: the address they forwarded)."""
+        return describe_client(request, self.proxies)
 
     def jittered_retry(self) -> int:
         """A reconnect delay between one and three times --retry, so clients don't come back at once."""
@@ -142,7 +148,7 @@ class _Surface:
             self.hub.counters["streams_refused"] += 1
             retry = self.jittered_retry()
             _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
-                      peer=describe_peer(request), why=why, retry=retry)  # fmt: skip
+                      peer=self.describe(request), why=why, retry=retry)  # fmt: skip
             return encode_retry(retry) + encode_comment(why.encode("utf-8"))
         stream = EventStream(
             request,
@@ -152,12 +158,12 @@ class _Surface:
             self.clock,
             self.settings.max_queue,
             self.jittered_retry,
+            self.describe(request),
         )
         stream.open(self.settings.retry_ms, self._resume_from(request))
         return NOT_DONE_YET
 
-    @staticmethod
-    def _resume_from(request: Request) -> EventKey | None:
+    def _resume_from(self, request: Request) -> EventKey | None:
         """The id to resume after: the Last-Event-ID header, else ?lastEventId=; bad ones are ignored."""
         raw = request.getHeader(b"last-event-id")
         if raw is None:
@@ -169,7 +175,7 @@ class _Surface:
             _log.info(
                 "ignoring Last-Event-ID {id!r} from {peer}: not an id of ours; starting live",
                 id=raw[:64],
-                peer=describe_peer(request),
+                peer=self.describe(request),
             )
         return key
 
@@ -331,7 +337,8 @@ class SSEResource(_Page):
         publish_token: str,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(_Surface(hub, broker, settings, clock, publish_token, rng or random.Random()))
+        proxies = TrustedProxies(settings.trusted_proxies)
+        super().__init__(_Surface(hub, broker, settings, clock, publish_token, rng or random.Random(), proxies=proxies))
         self.putChild(b"events", _Events(self._surface))
         self.putChild(b"healthz", _Health(self._surface))
 

@@ -64,6 +64,8 @@ class Settings:
     """Seconds an event stays in history; 0: no age bound, only `history`."""
     coalesce: float = 0.010
     """Seconds messages are held to go out together (fewer, larger writes); 0: per reactor turn."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; a UNIX-socket peer is one."""
     access_log: bool = False
     """Log one line per HTTP request (streams are logged when they open and close either way)."""
     redis: RedisAddress | None = None

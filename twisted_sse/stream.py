@@ -25,18 +25,9 @@ from twisted_sse.interfaces import Broker
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 from twisted_sse.writer import ResponseWriter, cut
 
-__all__ = ["EventStream", "describe_peer"]
+__all__ = ["EventStream"]
 
 _log = Logger()
-
-
-def describe_peer(request: Request) -> str:
-    """The client's address as `host:port`, or the address's own text for others."""
-    address = request.getClientAddress()
-    host = getattr(address, "host", None)
-    if host is None:
-        return str(address)
-    return f"{host}:{address.port}"
 
 
 @implementer(IPushProducer)
@@ -65,7 +56,9 @@ class EventStream:
         clock: IReactorTime,
         max_queue: int,
         retry_after_failure: Callable[[], int],
+        peer: str,
     ) -> None:
+        """`peer` names the client in logs."""
         self._request = request
         self._hub = hub
         self._broker = broker
@@ -80,7 +73,7 @@ class EventStream:
         self._pending_bytes = 0
         self._closed = False
         self._opened_at = self._clock.seconds()
-        self.peer = describe_peer(request)
+        self.peer = peer
         self.events_sent = 0
 
     def open(self, retry_ms: int, after: EventKey | None = None) -> None:

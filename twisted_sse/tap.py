@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_sse.capacity import RESERVED_FILES, raise_open_files_limit
+from twisted_sse.client_address import check_cidrs
 from twisted_sse.redis_url import parse_redis_url
 from twisted_sse.settings import Settings
 
@@ -82,6 +83,7 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["cors-origin"] = []
+        self["trusted-proxy"] = []
 
     def opt_listen(self, description: str) -> None:
         """Endpoint to serve HTTP on: tcp:8080:interface=127.0.0.1, unix:/run/sse.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem, ... Repeatable. [default: tcp:8080]"""  # noqa: E501
@@ -90,6 +92,10 @@ class Options(usage.Options):
     def opt_cors_origin(self, origin: str) -> None:
         """Origin allowed to use the server from a browser (https://app.example), or * for any. Repeatable. [default: none, no CORS headers]"""  # noqa: E501
         self["cors-origin"].append(origin)
+
+    def opt_trusted_proxy(self, cidr: str) -> None:
+        """Address or network (10.0.0.0/8, 127.0.0.1) of a reverse proxy whose X-Forwarded-For names the client. Repeatable. A peer on a UNIX socket is always trusted. [default: none]"""  # noqa: E501
+        self["trusted-proxy"].append(cidr)
 
     def postOptions(self) -> None:
         listen = tuple(self["listen"]) or _DEFAULTS.listen
@@ -104,6 +110,10 @@ class Options(usage.Options):
         token = self["publish-token"] or os.environ.get("SSE_PUBLISH_TOKEN") or None
         if token is not None and (not token.isprintable() or " " in token):
             raise usage.UsageError("--publish-token: use printable characters without spaces")
+        try:
+            check_cidrs(self["trusted-proxy"])
+        except ValueError as error:
+            raise usage.UsageError(f"--trusted-proxy: {error}") from None
         redis_url = self["redis"] or os.environ.get("SSE_REDIS_URL") or None
         try:
             redis = parse_redis_url(redis_url) if redis_url is not None else None
@@ -117,6 +127,7 @@ class Options(usage.Options):
             retry_ms=_number(self, "retry", int, 0),
             publish_token=token,
             cors_origins=tuple(self["cors-origin"]),
+            trusted_proxies=tuple(self["trusted-proxy"]),
             max_message_size=_number(self, "max-message-size", int, 1),
             history=_number(self, "history", int, 0),
             history_ttl=_number(self, "history-ttl", float, 0.0),

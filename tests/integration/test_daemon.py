@@ -141,3 +141,18 @@ def test_http_1_0_client_gets_an_unchunked_stream(daemon):
     assert b"chunked" not in head.lower()
     assert body.startswith(b"retry: 3000\nid: ") and body.endswith(b"data: one\ndata: two\n\n")
     sock.close()
+
+
+@pytest.mark.parametrize(("trusted", "logged"), [(False, "from 127.0.0.1:"), (True, "from 198.51.100.7 ")])
+def test_client_address_behind_a_trusted_proxy(tmp_path, trusted, logged):
+    """The log names the X-Forwarded-For client only when the peer is a --trusted-proxy."""
+    args = ("--trusted-proxy", "127.0.0.0/8") if trusted else ()
+    process = Daemon(tmp_path, *args)
+    try:
+        stream = LiveStream(process.port, "/events/x", {"X-Forwarded-For": "6.6.6.6, 198.51.100.7"})
+        wait_until(lambda: "stream opened: x " in process.log(), timeout=5)
+        opened = next(line for line in process.log().splitlines() if "stream opened: x " in line)
+        assert logged in opened + " "
+        stream.close()
+    finally:
+        process.stop()
