@@ -15,6 +15,7 @@ setup(
         "twisted[tls,http2]>=26.4,<27",
         "txredisapi~=1.6.0",
         "hiredis>=3,<4",  # txredisapi parses replies with it: synchronous and much faster
+        "pyjwt[crypto]>=2.8,<3",  # --jwt-key: subscriber and publisher tokens
     ],
     extras_require={
         "test": [
@@ -30,7 +31,7 @@ setup(
         "redis-py": ["redis>=5,<9"],
         "dev": ["ruff", "mypy", "mypy-zope"],
     },
-    entry_points={"console_scripts": ["sse-publish=twisted_sse.publish:main"]},
+    entry_points={"console_scripts": ["sse-publish=twisted_sse.publish:main", "sse-token=twisted_sse.tokens:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",

@@ -62,6 +62,14 @@ def test_token_from_environment(monkeypatch):
         (["--cors-origin", "app.example"], "--cors-origin"),
         (["--publish-token", "has space"], "--publish-token"),
         (["--trusted-proxy", "10.0.0.0/40"], "--trusted-proxy"),
+        (["--jwt-key", "short"], "--jwt-key"),
+        (["--jwt-key", "@/nonexistent.pem"], "--jwt-key"),
+        (["--jwt-key", "k" * 32, "--jwt-algorithms", "RS256"], "--jwt-algorithms"),
+        (["--jwt-key", "k" * 32, "--jwt-algorithms", "none"], "--jwt-algorithms"),
+        (["--public", "news"], "--jwt-key"),
+        (["--jwt-key", "k" * 32, "--public", "user.[0-9]"], "--public"),
+        (["--jwt-key", "k" * 32, "--jwt-cookie", "a;b"], "--jwt-cookie"),
+        (["--max-stream-age", "-1"], "--max-stream-age"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):
@@ -81,3 +89,15 @@ def test_plugin_is_a_lazy_declaration():
     assert [getattr(node, "module", None) for node in imported] == ["twisted.application.service"]
     assert "twisted_sse.tap" in source.read_text()
     assert not (source.parent / "__init__.py").exists()
+
+
+def test_jwt_options(monkeypatch):
+    """The JWT options reach the settings; the key may come from SSE_JWT_KEY."""
+    monkeypatch.setenv("SSE_JWT_KEY", "e" * 32)
+    settings = parse("--jwt-algorithms", "HS256,HS512", "--jwt-audience", "sse", "--jwt-issuer", "app",
+                     "--jwt-cookie", "tok", "--jwt-query", "--public", "news", "--public", "status.*",
+                     "--max-stream-age", "600")  # fmt: skip
+    assert (settings.jwt_key, settings.jwt_algorithms, settings.jwt_audience, settings.jwt_issuer) == (
+        "e" * 32, ("HS256", "HS512"), "sse", "app")  # fmt: skip
+    assert (settings.jwt_cookie, settings.jwt_query, settings.public) == ("tok", True, ("news", "status.*"))
+    assert settings.max_stream_age == 600

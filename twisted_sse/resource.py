@@ -12,11 +12,11 @@ non-200 answer.
 
 from __future__ import annotations
 
-import hmac
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -24,15 +24,19 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from twisted_sse.access import AccessPolicy, Denied
 from twisted_sse.client_address import TrustedProxies, describe_client
 from twisted_sse.framing import check_field, encode_comment, encode_retry
 from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
+from twisted_sse.lifetimes import Lifetimes
 from twisted_sse.settings import CHANNEL_RULE, MAX_CHANNELS_PER_STREAM, Settings, valid_channel
 from twisted_sse.stream import EventStream
 
 __all__ = ["SSEResource"]
+
+_T = TypeVar("_T")
 
 _log = Logger()
 
@@ -85,6 +89,8 @@ class _Surface:
     rng: random.Random = field(default_factory=random.Random)
     draining: bool = False
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    access: AccessPolicy = field(default_factory=lambda: AccessPolicy(None))
+    lifetimes: Lifetimes | None = None
 
     def describe(self, request: Request) -> str:
         """The client, for logs (behind trusted proxies: the address they forwarded)."""
@@ -127,16 +133,25 @@ class _Surface:
         request.setResponseCode(204)
         return b""
 
-    def check_token(self, request: Request) -> None:
-        header = request.getHeader(b"authorization")
-        scheme, _, token = (header or b"").partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            request.setHeader(b"www-authenticate", b'Bearer realm="twisted-sse"')
-            raise _Refused(401, "publishing needs an 'Authorization: Bearer TOKEN' header")
-        if not hmac.compare_digest(token.strip(), self.publish_token.encode("utf-8")):
-            raise _Refused(403, "the publish token is not valid")
+    def check(self, request: Request, decide: Callable[[], _T]) -> _T:
+        """`decide()`'s answer; a denial becomes a plain 401/403, counted by reason."""
+        try:
+            return decide()
+        except Denied as denied:
+            self.hub.counters[f"refused_{denied.reason}"] += 1
+            if denied.code == 401:
+                request.setHeader(b"www-authenticate", b'Bearer realm="twisted-sse"')
+            raise _Refused(denied.code, denied.message) from None
+
+    def stream_ends_at(self, expires: float | None) -> float | None:
+        """When a stream opening now must end: its token's expiry, or its jittered --max-stream-age."""
+        ends = [expires] if expires is not None else []
+        if self.settings.max_stream_age:
+            ends.append(self.clock.seconds() + self.settings.max_stream_age * self.rng.uniform(0.9, 1.1))
+        return min(ends) if ends else None
 
     def open_stream(self, request: Request, channels: Sequence[str]) -> int | bytes:
+        expires = self.check(request, lambda: self.access.check_stream(request, channels))
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-accel-buffering", b"no")
@@ -159,8 +174,9 @@ class _Surface:
             self.settings.max_queue,
             self.jittered_retry,
             self.describe(request),
+            self.lifetimes,
         )
-        stream.open(self.settings.retry_ms, self._resume_from(request))
+        stream.open(self.settings.retry_ms, self._resume_from(request), self.stream_ends_at(expires))
         return NOT_DONE_YET
 
     def _resume_from(self, request: Request) -> EventKey | None:
@@ -180,7 +196,7 @@ class _Surface:
         return key
 
     def publish(self, request: Request, channel: str) -> int | bytes:
-        self.check_token(request)
+        self.check(request, lambda: self.access.check_publish(request, channel, self.publish_token))
         limit = self.settings.max_message_size
         declared = request.getHeader(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -336,9 +352,23 @@ class SSEResource(_Page):
         clock: IReactorTime,
         publish_token: str,
         rng: random.Random | None = None,
+        access: AccessPolicy | None = None,
+        lifetimes: Lifetimes | None = None,
     ) -> None:
-        proxies = TrustedProxies(settings.trusted_proxies)
-        super().__init__(_Surface(hub, broker, settings, clock, publish_token, rng or random.Random(), proxies=proxies))
+        """`access` decides who may listen and publish (default: everyone listens, the token publishes);
+        `lifetimes` ends streams at their token's expiry and --max-stream-age (default: never)."""
+        surface = _Surface(
+            hub,
+            broker,
+            settings,
+            clock,
+            publish_token,
+            rng or random.Random(),
+            proxies=TrustedProxies(settings.trusted_proxies),
+            access=access or AccessPolicy(None),
+            lifetimes=lifetimes,
+        )
+        super().__init__(surface)
         self.putChild(b"events", _Events(self._surface))
         self.putChild(b"healthz", _Health(self._surface))
 

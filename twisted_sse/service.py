@@ -17,13 +17,16 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.logger import Logger
 
+from twisted_sse.access import AccessPolicy
 from twisted_sse.heartbeat import Heartbeat
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
+from twisted_sse.lifetimes import Lifetimes
 from twisted_sse.memory_broker import MemoryBroker
 from twisted_sse.resource import SSEResource
 from twisted_sse.settings import Settings, checked_publication
 from twisted_sse.site import SSESite
+from twisted_sse.token_verifier import TokenVerifier
 
 __all__ = ["SSEService"]
 
@@ -53,7 +56,10 @@ class SSEService(MultiService):
         self.hub = Hub(self.broker, reactor, settings.coalesce)
         self._token_generated = settings.publish_token is None
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
-        self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token)
+        lifetimes = Lifetimes(reactor, lambda: settings.retry_ms)
+        lifetimes.setServiceParent(self)
+        self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token,
+                                    access=_access_policy(settings), lifetimes=lifetimes)  # fmt: skip
         Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
         self.site = SSESite(
             self.resource, settings.max_message_size, settings.header_timeout, reactor, settings.access_log
@@ -97,6 +103,14 @@ class SSEService(MultiService):
         others = [child for child in reversed(list(self)) if child is not self._listening]
         stopped.addCallback(lambda _: gatherResults([maybeDeferred(child.stopService) for child in others]))
         return stopped.addCallback(lambda _: None)
+
+
+def _access_policy(settings: Settings) -> AccessPolicy:
+    """Who may listen and publish: everyone listens without a JWT key; with one, tokens decide."""
+    if settings.jwt_key is None:
+        return AccessPolicy(None)
+    verifier = TokenVerifier(settings.jwt_key, settings.jwt_algorithms, settings.jwt_audience, settings.jwt_issuer)
+    return AccessPolicy(verifier, settings.public, settings.jwt_cookie, settings.jwt_query)
 
 
 def _describe(broker: Broker) -> str:

@@ -66,6 +66,22 @@ class Settings:
     """Seconds messages are held to go out together (fewer, larger writes); 0: per reactor turn."""
     trusted_proxies: tuple[str, ...] = ()
     """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; a UNIX-socket peer is one."""
+    max_stream_age: float = 3600.0
+    """Seconds a stream lives (jittered by 10% either way) before it ends with retry: and resumes; 0: no bound."""
+    jwt_key: str | None = None
+    """HMAC secret, or `@/path/key.pem` with a PEM public key; None: every channel is public."""
+    jwt_algorithms: tuple[str, ...] = ()
+    """Narrows the algorithms the key accepts; empty: all of the key's family."""
+    jwt_audience: str | None = None
+    """The `aud` tokens must carry; None: not checked."""
+    jwt_issuer: str | None = None
+    """The `iss` tokens must carry; None: not checked."""
+    jwt_cookie: str = "sse_token"
+    """The cookie a subscriber's token may come in."""
+    jwt_query: bool = False
+    """Accept a subscriber's token as `?token=` (it leaks into logs and Referer headers)."""
+    public: tuple[str, ...] = ()
+    """With a JWT key: channel patterns anyone may subscribe to without a token."""
     access_log: bool = False
     """Log one line per HTTP request (streams are logged when they open and close either way)."""
     redis: RedisAddress | None = None

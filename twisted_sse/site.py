@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -90,6 +91,20 @@ class _LimitedRequest(Request):
         stream.abortConnection()
 
 
+_TOKEN_IN_QUERY = re.compile(rb"([?&])token=[^&]*")
+
+
+class _WithoutToken:
+    """A request as the access log sees it: `?token=` values replaced by `-`."""
+
+    def __init__(self, request: http.Request) -> None:
+        self._request = request
+        self.uri = _TOKEN_IN_QUERY.sub(rb"\1token=-", request.uri)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
 class SSESite(Site):
     """A `Site` with a header deadline, a body limit, HTTP/2 on TLS, and a registry of its connections."""
 
@@ -111,9 +126,11 @@ class SSESite(Site):
 
     def log(self, request: http.Request) -> None:
         """One access-log line per request, only when asked for: streams log their own opening and
-        closing, and formatting a line per publish costs more than the rest of the request."""
+        closing, and formatting a line per publish costs more than the rest of the request.
+        A token in the query (--jwt-query) is never written."""
         if self._access_log:
-            super().log(request)
+            logged: Any = _WithoutToken(request) if b"token=" in request.uri else request
+            super().log(logged)
 
     def close_connections(self, timeout: float) -> Deferred[None]:
         """Close every connection once its output is flushed; abort those still open after `timeout`."""

@@ -22,6 +22,7 @@ from twisted_sse.framing import encode, encode_retry
 from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
+from twisted_sse.lifetimes import Lifetimes
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 from twisted_sse.writer import ResponseWriter, cut
 
@@ -44,7 +45,7 @@ class EventStream:
     __slots__ = (
         "_request", "_hub", "_broker", "_replay", "_writer", "channels", "_clock", "_max_queue",
         "_retry_after_failure", "_paused", "_pending", "_pending_bytes", "_closed", "_opened_at",
-        "peer", "events_sent", "__weakref__",
+        "peer", "events_sent", "_lifetimes", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -57,8 +58,9 @@ class EventStream:
         max_queue: int,
         retry_after_failure: Callable[[], int],
         peer: str,
+        lifetimes: Lifetimes | None = None,
     ) -> None:
-        """`peer` names the client in logs."""
+        """`peer` names the client in logs; `lifetimes` ends the stream at the time `open` gives."""
         self._request = request
         self._hub = hub
         self._broker = broker
@@ -74,10 +76,11 @@ class EventStream:
         self._closed = False
         self._opened_at = self._clock.seconds()
         self.peer = peer
+        self._lifetimes = lifetimes
         self.events_sent = 0
 
-    def open(self, retry_ms: int, after: EventKey | None = None) -> None:
-        """Send the first bytes at once and start listening; resume after `after` if given.
+    def open(self, retry_ms: int, after: EventKey | None = None, ends_at: float | None = None) -> None:
+        """Send the first bytes at once and start listening; resume after `after` if given; end at `ends_at`.
 
         Resuming: live events are held from the moment the stream registers; once the
         broker confirms the subscription the history after `after` is read and sent, then
@@ -99,6 +102,8 @@ class EventStream:
             peer=self.peer,
             resuming=f", resuming after {format_id(after)}" if after else "",
         )
+        if ends_at is not None and self._lifetimes is not None:
+            self._lifetimes.add(self, ends_at)
         ready = self._hub.add(self, self.channels)
         if after is not None:
             self._replay.last = after
@@ -217,6 +222,8 @@ class EventStream:
         self._closed = True
         self._pending = []
         self._hub.remove(self)
+        if self._lifetimes is not None:
+            self._lifetimes.discard(self)
         _log.info(
             "stream closed: {channels} from {peer} after {duration:.1f}s, {events} events",
             channels=",".join(self.channels),

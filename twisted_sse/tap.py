@@ -16,9 +16,11 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_sse.capacity import RESERVED_FILES, raise_open_files_limit
+from twisted_sse.channel_patterns import valid_pattern
 from twisted_sse.client_address import check_cidrs
 from twisted_sse.redis_url import parse_redis_url
 from twisted_sse.settings import Settings
+from twisted_sse.token_verifier import TokenVerifier
 
 __all__ = ["Options", "makeService"]
 
@@ -34,7 +36,10 @@ class Options(usage.Options):
         "Stream publish/subscribe channels to browsers as Server-Sent Events: "
         "GET /events/{channel} streams, POST /events/{channel} publishes."
     )
-    optFlags = [["access-log", None, "Log one line per HTTP request (streams are logged either way)."]]
+    optFlags = [
+        ["access-log", None, "Log one line per HTTP request (streams are logged either way)."],
+        ["jwt-query", None, "Also take a subscriber's token from ?token= (it leaks into proxy logs and Referer)."],
+    ]
     optParameters = [
         ["prefix", None, _DEFAULTS.prefix, "Redis pub/sub channel prefix: channel news is <prefix>news."],
         ["heartbeat", None, str(_DEFAULTS.heartbeat), "Seconds between keep-alive comments; 0 = off."],
@@ -71,6 +76,23 @@ class Options(usage.Options):
             "Seconds a Redis command may take, and a silent Redis connection may last before it is cut.",
         ],
         [
+            "max-stream-age",
+            None,
+            str(_DEFAULTS.max_stream_age),
+            "Seconds a stream lives (10% jitter) before it ends with retry: and the client resumes; 0 = no bound.",
+        ],
+        [
+            "jwt-key",
+            None,
+            None,
+            "Tokens decide who may subscribe and publish: an HMAC secret (32+ bytes), or @/path/key.pem with a PEM "
+            "public key (RSA, EC, Ed25519) (default: env SSE_JWT_KEY, else every channel is public).",
+        ],
+        ["jwt-algorithms", None, None, "Comma-separated algorithms to accept, narrowing what the key allows."],
+        ["jwt-audience", None, None, "The aud claim tokens must carry."],
+        ["jwt-issuer", None, None, "The iss claim tokens must carry."],
+        ["jwt-cookie", None, _DEFAULTS.jwt_cookie, "Cookie that may carry a subscriber's token."],
+        [
             "redis",
             None,
             None,
@@ -84,6 +106,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["cors-origin"] = []
         self["trusted-proxy"] = []
+        self["public"] = []
 
     def opt_listen(self, description: str) -> None:
         """Endpoint to serve HTTP on: tcp:8080:interface=127.0.0.1, unix:/run/sse.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem, ... Repeatable. [default: tcp:8080]"""  # noqa: E501
@@ -96,6 +119,10 @@ class Options(usage.Options):
     def opt_trusted_proxy(self, cidr: str) -> None:
         """Address or network (10.0.0.0/8, 127.0.0.1) of a reverse proxy whose X-Forwarded-For names the client. Repeatable. A peer on a UNIX socket is always trusted. [default: none]"""  # noqa: E501
         self["trusted-proxy"].append(cidr)
+
+    def opt_public(self, pattern: str) -> None:
+        """With --jwt-key: channels anyone may subscribe to without a token (news, status.*). Repeatable. [default: none]"""  # noqa: E501
+        self["public"].append(pattern)
 
     def postOptions(self) -> None:
         listen = tuple(self["listen"]) or _DEFAULTS.listen
@@ -114,6 +141,23 @@ class Options(usage.Options):
             check_cidrs(self["trusted-proxy"])
         except ValueError as error:
             raise usage.UsageError(f"--trusted-proxy: {error}") from None
+        jwt_key = self["jwt-key"] or os.environ.get("SSE_JWT_KEY") or None
+        algorithms = tuple(a.strip() for a in (self["jwt-algorithms"] or "").split(",") if a.strip())
+        if jwt_key is not None:
+            try:
+                TokenVerifier(jwt_key, algorithms, self["jwt-audience"], self["jwt-issuer"])
+            except ValueError as error:
+                option = "--jwt-algorithms" if "can't verify" in str(error) else "--jwt-key"
+                raise usage.UsageError(f"{option}: {error}") from None
+        elif algorithms or self["public"] or self["jwt-audience"] or self["jwt-issuer"] or self["jwt-query"]:
+            raise usage.UsageError(
+                "--jwt-algorithms, --jwt-audience, --jwt-issuer, --jwt-query, --public: need --jwt-key"
+            )
+        for pattern in self["public"]:
+            if not valid_pattern(pattern):
+                raise usage.UsageError(f"--public {pattern!r}: a channel name, * for any run of characters")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self["jwt-cookie"]):
+            raise usage.UsageError(f"--jwt-cookie {self['jwt-cookie']!r}: a cookie name (letters, digits, _ . -)")
         redis_url = self["redis"] or os.environ.get("SSE_REDIS_URL") or None
         try:
             redis = parse_redis_url(redis_url) if redis_url is not None else None
@@ -128,6 +172,14 @@ class Options(usage.Options):
             publish_token=token,
             cors_origins=tuple(self["cors-origin"]),
             trusted_proxies=tuple(self["trusted-proxy"]),
+            max_stream_age=_number(self, "max-stream-age", float, 0.0),
+            jwt_key=jwt_key,
+            jwt_algorithms=algorithms,
+            jwt_audience=self["jwt-audience"],
+            jwt_issuer=self["jwt-issuer"],
+            jwt_cookie=self["jwt-cookie"],
+            jwt_query=bool(self["jwt-query"]),
+            public=tuple(self["public"]),
             max_message_size=_number(self, "max-message-size", int, 1),
             history=_number(self, "history", int, 0),
             history_ttl=_number(self, "history-ttl", float, 0.0),
