@@ -270,6 +270,7 @@ class TestCORS:
         client = harness.stream("/events/news", {"Origin": "https://app.example"})
         headers = client.response().headers
         assert headers["access-control-allow-origin"] == "https://app.example"
+        assert headers["access-control-allow-credentials"] == "true"
         assert headers["vary"] == "Origin"
         other = harness.request("HEAD", "/events/news", {"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
@@ -279,6 +280,16 @@ class TestCORS:
         harness = Harness(cors_origins=("*",))
         response = harness.request("HEAD", "/events/news", {"Origin": "https://x.example"})
         assert response.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in response.headers  # browsers refuse * with credentials
+
+    def test_listed_origins_get_credentials_beside_star(self):
+        """With * and listed origins, a listed origin is echoed with credentials and others get * alone."""
+        harness = Harness(cors_origins=("*", "https://app.example"))
+        listed = harness.request("HEAD", "/events/news", {"Origin": "https://app.example"}).headers
+        other = harness.request("HEAD", "/events/news", {"Origin": "https://x.example"}).headers
+        assert (listed["access-control-allow-origin"], listed["access-control-allow-credentials"]) == (
+            "https://app.example", "true")  # fmt: skip
+        assert other["access-control-allow-origin"] == "*" and "access-control-allow-credentials" not in other
 
     def test_preflight_answers_methods_and_headers(self):
         """OPTIONS answers a CORS preflight with methods, headers and a max age, and opens nothing."""

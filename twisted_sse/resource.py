@@ -112,16 +112,20 @@ class _Surface:
         return None
 
     def cors(self, request: Request) -> None:
+        """A listed origin is echoed with credentials allowed (`new EventSource(url, {withCredentials: true})`
+        then sends its cookie); `*` allows any origin without credentials (browsers forbid both)."""
         origins = self.settings.cors_origins
         if not origins:
             return
-        if "*" in origins:
-            request.setHeader(b"access-control-allow-origin", b"*")
-            return
-        request.setHeader(b"vary", b"Origin")
+        listed = [origin for origin in origins if origin != "*"]
+        if listed:
+            request.setHeader(b"vary", b"Origin")
         origin = request.getHeader(b"origin")
-        if origin is not None and origin.decode("latin-1") in origins:
+        if origin is not None and origin.decode("latin-1") in listed:
             request.setHeader(b"access-control-allow-origin", origin)
+            request.setHeader(b"access-control-allow-credentials", b"true")
+        elif "*" in origins:
+            request.setHeader(b"access-control-allow-origin", b"*")
 
     def preflight(self, request: Request, methods: Sequence[bytes]) -> bytes:
         allow = b", ".join((*methods, b"OPTIONS"))

@@ -89,6 +89,11 @@ class SSEService(MultiService):
                 token=self.publish_token,
                 url=_example_url(self.settings.listen),
             )
+        if "*" in self.settings.cors_origins:
+            _log.warn(
+                "--cors-origin *: any origin may read public streams, but never with credentials (browsers "
+                "forbid it): list the application's origins for EventSource withCredentials and cookie tokens"
+            )
         super().startService()
 
     def stopService(self) -> Deferred[None]:
