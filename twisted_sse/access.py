@@ -18,8 +18,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.server import Request
 
+from twisted_sse.auth_callback import AuthCallback, CallbackDenied
 from twisted_sse.channel_patterns import ChannelPatterns
 from twisted_sse.token_verifier import Grants, InvalidToken, TokenVerifier
 
@@ -34,6 +37,13 @@ class Denied(Exception):
         self.code = code
         self.message = message
         self.reason = "unauthenticated" if code == 401 else "forbidden"
+
+
+def _denied(failure: Failure) -> Failure:
+    denied = failure.check(CallbackDenied) and failure.value
+    if isinstance(denied, CallbackDenied):
+        return Failure(Denied(denied.code, str(denied)))
+    return failure
 
 
 def _bearer(request: Request) -> str | None:
@@ -56,19 +66,29 @@ class AccessPolicy:
         public: Sequence[str] = (),
         cookie: str = "sse_token",
         query: bool = False,
+        callback: AuthCallback | None = None,
     ) -> None:
+        """`callback` (instead of `verifier`): the application decides who may subscribe."""
         self._verifier = verifier
+        self._callback = callback
         self._public = ChannelPatterns(public)
         self._cookie = cookie.encode("latin-1")
         self._query = query
 
     @property
     def private(self) -> bool:
-        return self._verifier is not None
+        return self._verifier is not None or self._callback is not None
 
-    def check_stream(self, request: Request, channels: Sequence[str]) -> float | None:
-        """None when the stream may open with no end of its own; its token's expiry when it may
-        open until then; Denied otherwise."""
+    def check_stream(
+        self, request: Request, channels: Sequence[str], address: str
+    ) -> float | None | Deferred[float | None]:
+        """None when the stream may open with no end of its own; its credential's expiry when it may
+        open until then; Denied otherwise. With the callback, a Deferred of the same (or failing with
+        Denied, or CallbackUnavailable: a passing failure)."""
+        if self._callback is not None:
+            if self._public.covers(channels):
+                return None
+            return self._callback.check(request.requestHeaders, channels, address).addErrback(_denied)
         if self._verifier is None:
             return None
         token = self._subscriber_credential(request)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -25,7 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from twisted_sse.access import AccessPolicy, Denied
-from twisted_sse.client_address import TrustedProxies, describe_client
+from twisted_sse.client_address import TrustedProxies, client_address, describe_client
 from twisted_sse.framing import check_field, encode_comment, encode_retry
 from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
@@ -155,7 +156,19 @@ class _Surface:
         return min(ends) if ends else None
 
     def open_stream(self, request: Request, channels: Sequence[str]) -> int | bytes:
-        expires = self.check(request, lambda: self.access.check_stream(request, channels))
+        address = client_address(request, self.proxies)
+        decided = self.check(request, lambda: self.access.check_stream(request, channels, address))
+        if isinstance(decided, Deferred):  # the application decides (--auth-url)
+            gone: list[object] = []
+            request.notifyFinish().addBoth(gone.append)
+            decided.addCallbacks(
+                lambda expires: None if gone else self._answer(request, self._start(request, channels, expires)),
+                lambda failure: None if gone else self._answer(request, self._not_decided(request, failure)),
+            )
+            return NOT_DONE_YET
+        return self._start(request, channels, decided)
+
+    def _start(self, request: Request, channels: Sequence[str], expires: float | None) -> int | bytes:
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-accel-buffering", b"no")
@@ -163,12 +176,7 @@ class _Surface:
             return b""
         why = self._unavailable()
         if why is not None:
-            # EventSource gives up on any non-200 answer: say 200, when to retry, and close.
-            self.hub.counters["streams_refused"] += 1
-            retry = self.jittered_retry()
-            _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
-                      peer=self.describe(request), why=why, retry=retry)  # fmt: skip
-            return encode_retry(retry) + encode_comment(why.encode("utf-8"))
+            return self._retry_later(request, why)
         stream = EventStream(
             request,
             self.hub,
@@ -182,6 +190,34 @@ class _Surface:
         )
         stream.open(self.settings.retry_ms, self._resume_from(request), self.stream_ends_at(expires))
         return NOT_DONE_YET
+
+    def _retry_later(self, request: Request, why: str) -> bytes:
+        """EventSource gives up on any non-200 answer: say 200, when to retry, and close."""
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        self.hub.counters["streams_refused"] += 1
+        retry = self.jittered_retry()
+        _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
+                  peer=self.describe(request), why=why, retry=retry)  # fmt: skip
+        return encode_retry(retry) + encode_comment(why.encode("utf-8"))
+
+    def _not_decided(self, request: Request, failure: Failure) -> bytes:
+        """The application said no (401/403), or could not say (a passing failure: retry later)."""
+        if failure.check(Denied):
+            try:
+                self.check(request, failure.raiseException)
+            except _Refused as refused:
+                return _plain(request, refused.code, refused.message)
+        self.hub.counters["auth_unavailable"] += 1
+        return self._retry_later(request, f"the authorization callback failed: {failure.getErrorMessage()}")
+
+    @staticmethod
+    def _answer(request: Request, body: int | bytes) -> None:
+        """Finish a request answered after its render returned (NOT_DONE_YET: a stream took it over)."""
+        if body is NOT_DONE_YET or not isinstance(body, bytes):
+            return
+        request.write(body)
+        request.finish()
 
     def _resume_from(self, request: Request) -> EventKey | None:
         """The id to resume after: the Last-Event-ID header, else ?lastEventId=; bad ones are ignored."""

@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.logger import Logger
 
 from twisted_sse.access import AccessPolicy
+from twisted_sse.auth_callback import AuthCallback, make_agent
 from twisted_sse.heartbeat import Heartbeat
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
@@ -59,7 +60,7 @@ class SSEService(MultiService):
         lifetimes = Lifetimes(reactor, lambda: settings.retry_ms)
         lifetimes.setServiceParent(self)
         self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token,
-                                    access=_access_policy(settings), lifetimes=lifetimes)  # fmt: skip
+                                    access=_access_policy(settings, reactor), lifetimes=lifetimes)  # fmt: skip
         Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
         self.site = SSESite(
             self.resource, settings.max_message_size, settings.header_timeout, reactor, settings.access_log
@@ -110,8 +111,17 @@ class SSEService(MultiService):
         return stopped.addCallback(lambda _: None)
 
 
-def _access_policy(settings: Settings) -> AccessPolicy:
+AUTH_CONNECTIONS = 20
+"""Authorization callbacks in flight at once (and connections kept to the application)."""
+
+
+def _access_policy(settings: Settings, reactor: Any) -> AccessPolicy:
     """Who may listen and publish: everyone listens without a JWT key; with one, tokens decide."""
+    if settings.auth_url is not None:
+        agent = make_agent(reactor, AUTH_CONNECTIONS)
+        callback = AuthCallback(settings.auth_url, agent, reactor, settings.auth_timeout, settings.auth_cache,
+                                AUTH_CONNECTIONS)  # fmt: skip
+        return AccessPolicy(None, settings.public, callback=callback)
     if settings.jwt_key is None:
         return AccessPolicy(None)
     verifier = TokenVerifier(settings.jwt_key, settings.jwt_algorithms, settings.jwt_audience, settings.jwt_issuer)

@@ -80,6 +80,12 @@ class Settings:
     """The cookie a subscriber's token may come in."""
     jwt_query: bool = False
     """Accept a subscriber's token as `?token=` (it leaks into logs and Referer headers)."""
+    auth_url: str | None = None
+    """The application's authorization URL, asked for every stream of private channels (instead of a JWT key)."""
+    auth_timeout: float = 5.0
+    """Seconds the authorization callback may take; past them the stream gets retry:, not a denial."""
+    auth_cache: float = 10.0
+    """Seconds an allowed answer of the callback is reused for the same credentials and channels."""
     public: tuple[str, ...] = ()
     """With a JWT key: channel patterns anyone may subscribe to without a token."""
     access_log: bool = False

@@ -93,6 +93,15 @@ class Options(usage.Options):
         ["jwt-issuer", None, None, "The iss claim tokens must carry."],
         ["jwt-cookie", None, _DEFAULTS.jwt_cookie, "Cookie that may carry a subscriber's token."],
         [
+            "auth-url",
+            None,
+            None,
+            "Ask the application at this http(s) URL whether a stream of private channels may open "
+            "(instead of --jwt-key); 2xx allows, 401/403/3xx deny.",
+        ],
+        ["auth-timeout", None, str(_DEFAULTS.auth_timeout), "Seconds the --auth-url answer may take."],
+        ["auth-cache", None, str(_DEFAULTS.auth_cache), "Seconds an allowed --auth-url answer is reused."],
+        [
             "redis",
             None,
             None,
@@ -149,10 +158,15 @@ class Options(usage.Options):
             except ValueError as error:
                 option = "--jwt-algorithms" if "can't verify" in str(error) else "--jwt-key"
                 raise usage.UsageError(f"{option}: {error}") from None
-        elif algorithms or self["public"] or self["jwt-audience"] or self["jwt-issuer"] or self["jwt-query"]:
-            raise usage.UsageError(
-                "--jwt-algorithms, --jwt-audience, --jwt-issuer, --jwt-query, --public: need --jwt-key"
-            )
+        auth_url = self["auth-url"]
+        if auth_url is not None and not re.fullmatch(r"https?://[^\s]+", auth_url):
+            raise usage.UsageError(f"--auth-url {auth_url!r}: give an http:// or https:// URL")
+        if auth_url is not None and jwt_key is not None:
+            raise usage.UsageError("--auth-url and --jwt-key: choose one way to authorize subscribers")
+        if self["public"] and jwt_key is None and auth_url is None:
+            raise usage.UsageError("--public needs --jwt-key or --auth-url")
+        if jwt_key is None and (algorithms or self["jwt-audience"] or self["jwt-issuer"] or self["jwt-query"]):
+            raise usage.UsageError("--jwt-algorithms, --jwt-audience, --jwt-issuer and --jwt-query need --jwt-key")
         for pattern in self["public"]:
             if not valid_pattern(pattern):
                 raise usage.UsageError(f"--public {pattern!r}: a channel name, * for any run of characters")
@@ -180,6 +194,9 @@ class Options(usage.Options):
             jwt_cookie=self["jwt-cookie"],
             jwt_query=bool(self["jwt-query"]),
             public=tuple(self["public"]),
+            auth_url=auth_url,
+            auth_timeout=_number(self, "auth-timeout", float, 0.1),
+            auth_cache=_number(self, "auth-cache", float, 0.0),
             max_message_size=_number(self, "max-message-size", int, 1),
             history=_number(self, "history", int, 0),
             history_ttl=_number(self, "history-ttl", float, 0.0),
