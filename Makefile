@@ -5,7 +5,7 @@ VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install install-test
+.PHONY: run test bench install install-test django-example
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ test: install-test
 
 bench: install-test
 	$(VENV)/bin/python benchmarks/bench.py --out benchmarks/results.json $(BENCH_ARGS)
+
+# `make django-example`: redis-server, `twistd sse --jwt-key ...` and the Django example app (examples/django).
+django-example: $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet ".[django-example]"
+	PY=$(abspath $(VENV))/bin/python examples/django/run.sh

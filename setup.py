@@ -27,7 +27,9 @@ setup(
             "httpx>=0.27,<1",
             "httpx-sse>=0.4,<0.5",  # a popular Python SSE client (it reports an event for every blank line)
             "trustme>=1.1,<2",  # certificates for the TLS tests
+            "django>=5,<6",  # the Django example runs in the integration tests
         ],
+        "django-example": ["django>=5,<6", "redis>=5,<9"],
         "redis-py": ["redis>=5,<9"],
         "dev": ["ruff", "mypy", "mypy-zope"],
     },
