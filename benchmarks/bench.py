@@ -11,6 +11,7 @@ reports medians. Nothing here is a test; `--smoke` runs every scenario tiny.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -19,7 +20,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -225,6 +228,87 @@ def fanout_over(binary, shape, workdir, redis, subscribers, rate, seconds, size=
         server.stop()
 
 
+class _AuthApp(ThreadingHTTPServer):
+    """An application whose /sse-auth answers 200 at once, counting what it was asked."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self):
+        self.asked = 0
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(handler):  # noqa: N805
+                with lock:
+                    self.asked += 1
+                handler.send_response(200)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+
+
+async def _open_streams(port, seconds, concurrency, cookie_for):
+    """Open streams (read the status line and retry:, then drop) as fast as `concurrency` clients can."""
+    opened, deadline = 0, time.monotonic() + seconds
+
+    async def client(worker):
+        nonlocal opened
+        mine = 0
+        while time.monotonic() < deadline:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            cookie = cookie_for(worker, mine)
+            mine += 1
+            writer.write(b"GET /events/user.1 HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n" % cookie)
+            head = await reader.readuntil(b"retry: ")
+            if not head.startswith(b"HTTP/1.1 200 "):
+                raise RuntimeError(head[:100])
+            opened += 1
+            writer.transport.abort()
+
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    return opened
+
+
+def auth_cost(binary, workdir, redis, seconds, concurrency=32):
+    """Streams opened per second without auth, and with --auth-url with the cache warm and cold."""
+    app = _AuthApp()
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    results = {}
+    try:
+        for mode in ("public", "callback-warm", "callback-cold"):
+            extra = () if mode == "public" else ("--auth-url", f"http://127.0.0.1:{app.server_port}/sse-auth")
+            server = Server("twisted-sse", workdir, redis, extra)
+            try:
+                asked0, cpu0 = app.asked, cpu_seconds(server.pid)
+                if mode == "callback-cold":
+                    cookie_for = lambda worker, n: b"session=%d-%d" % (worker, n)  # noqa: E731
+                else:
+                    cookie_for = lambda worker, n: b"session=same"  # noqa: E731
+                answered = asyncio.run(_open_streams(server.port, seconds, concurrency, cookie_for))
+                cpu = cpu_seconds(server.pid) - cpu0
+                counters = json.loads(get(server.port, "/healthz")[2])["counters"]
+                refused = counters.get("streams_refused", 0)  # 200 + retry: the callback failed, or full
+                opened = answered - refused
+                results[mode] = {
+                    "streams_opened": opened,
+                    "refused_retry_later": refused,
+                    "streams_opened_per_s": round(opened / seconds),
+                    "app_requests": app.asked - asked0,
+                    "server_cpu_us_per_stream": round(cpu * 1e6 / max(opened, 1), 1),
+                }
+            finally:
+                server.stop()
+    finally:
+        app.shutdown()
+        app.server_close()
+    return results
+
+
 def idle(binary, kind, workdir, redis, streams, settle=2.0):
     """RSS per idle stream with `streams` open, and the Redis connections they cost."""
     server = Server(kind, workdir, redis)
@@ -333,6 +417,7 @@ PLANS = {
         "baseline_fanout": [(1000, 100), (5000, 20), (10000, 10)],
         "churn": [500, 1000, 1500],
         "transports": [(1000, 10)],
+        "auth_seconds": 10,
         "fanout_seconds": 10,
         "churn_seconds": 10,
         "publish_seconds": 10,
@@ -343,6 +428,7 @@ PLANS = {
         "baseline_fanout": [(20, 10)],
         "churn": [50],
         "transports": [(20, 10)],
+        "auth_seconds": 1,
         "fanout_seconds": 2,
         "churn_seconds": 2,
         "publish_seconds": 2,
@@ -361,8 +447,8 @@ def _streams_by_rate(text: str) -> tuple[int, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*",
-                        default=["idle", "fanout", "transports", "churn", "publish", "baseline"],
-                        help="idle fanout transports churn publish baseline (default: all)")  # fmt: skip
+                        default=["idle", "fanout", "transports", "auth", "churn", "publish", "baseline"],
+                        help="idle fanout transports auth churn publish baseline (default: all)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -398,6 +484,8 @@ def main(argv=None) -> int:
             for subs, rate in plan["transports"]:
                 for shape in ["h1-tcp", *H2LOAD_SHAPES]:
                     record("transports", fanout_over, binary, shape, workdir, redis, subs, rate, plan["fanout_seconds"])
+        if "auth" in args.scenarios:
+            record("auth", auth_cost, binary, workdir, redis, plan["auth_seconds"])
         if "churn" in args.scenarios:
             for rate in plan["churn"]:
                 record("churn", churn, binary, "twisted-sse", workdir, redis, rate, plan["churn_seconds"])

@@ -37,7 +37,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.asked[(cookie, self.headers["X-SSE-Channels"])] += 1
         self.server.forwarded.append(self.headers["X-Forwarded-For"])
         time.sleep(self.server.delay)
-        user = cookie.removeprefix("session=")
+        user = cookie.split(";")[0].removeprefix("session=")
         if user == "slow":
             time.sleep(5)
         if user == "boom":
@@ -136,3 +136,11 @@ def test_a_client_that_leaves_while_the_app_thinks_holds_nothing(daemon):
     time.sleep(1.5)  # past --auth-timeout
     report = health(daemon.port)
     assert (report["streams"], report["channels"]) == (0, 0)
+
+
+def test_many_different_credentials_in_a_row_all_get_answers(daemon, app):
+    """Different credentials one after another each get a call of their own and an answer."""
+    for n in range(40):
+        assert get(daemon.port, "/events/user.alice", "HEAD", headers={"Cookie": f"session=alice; n={n}"})[0] == 200
+    assert app.asked[("session=alice; n=39", "user.alice")] == 1
+    assert "auth_unavailable" not in health(daemon.port)["counters"]

@@ -14,8 +14,10 @@ def test_benchmark_smoke_run(tmp_path):
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"idle", "fanout", "transports", "churn", "publish_http", "publish_python",
+    assert set(results) == {"idle", "fanout", "transports", "auth", "churn", "publish_http", "publish_python",
                             "baseline_idle", "baseline_fanout", "baseline_churn"}  # fmt: skip
+    auth = results["auth"][0]
+    assert all(auth[mode]["streams_opened_per_s"] > 0 for mode in ("public", "callback-warm", "callback-cold"))
     assert results["fanout"][0]["delivered_ratio"] == 1.0 and results["fanout"][0]["lost_seq_gaps"] == 0
     assert [t["shape"] for t in results["transports"]] == ["h1-tcp", "h1-tls", "h2-tls-1", "h2-tls-100"]
     assert all(0.99 <= t["delivered_ratio"] <= 1.01 for t in results["transports"]), results["transports"]
