@@ -16,6 +16,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -23,6 +25,18 @@ import pytest
 from tests.h2_client import H2Client
 from tests.listeners import PAYLOADS, TOKEN, Listeners, expected_bytes, without_heartbeats
 from tests.live import health, wait_until
+
+
+@contextmanager
+def _h2(tmp_path, *args: str) -> Iterator[tuple[Listeners, H2Client]]:
+    """A daemon with these options and an h2 client connected to its TLS listener."""
+    server = Listeners(tmp_path, *args)
+    client = H2Client(server.tls_port, str(server.ca_pem))
+    try:
+        yield server, client
+    finally:
+        client.close()
+        server.stop()
 
 
 @pytest.fixture
@@ -97,9 +111,7 @@ def test_curl_parallel_streams_share_one_connection(server, tmp_path):
 
 def test_a_stalled_stream_is_cut_while_the_others_go_on(tmp_path):
     """A stream whose flow-control window the client never reopens is cut past --max-queue; its neighbours get all."""
-    server = Listeners(tmp_path, "--max-queue", str(256 * 1024), "--heartbeat", "0")
-    client = H2Client(server.tls_port, str(server.ca_pem))
-    try:
+    with _h2(tmp_path, "--max-queue", str(256 * 1024), "--heartbeat", "0") as (server, client):
         live = [client.request("GET", "/events/big") for _ in range(2)]
         stalled = client.request("GET", "/events/big")
         client.stalled.add(stalled)
@@ -124,9 +136,6 @@ def test_a_stalled_stream_is_cut_while_the_others_go_on(tmp_path):
         again = client.request("GET", "/healthz")
         client.run_until(lambda: client.streams[again].ended)
         assert client.streams[again].status == 200
-    finally:
-        client.close()
-        server.stop()
 
 
 def test_resume_over_http2(server):
@@ -147,9 +156,7 @@ def test_resume_over_http2(server):
 
 def test_max_connections_counts_http2_streams(tmp_path):
     """--max-connections 3: of 5 streams on one HTTP/2 connection, 2 get the EventSource-safe refusal."""
-    server = Listeners(tmp_path, "--max-connections", "3", "--heartbeat", "0")
-    client = H2Client(server.tls_port, str(server.ca_pem))
-    try:
+    with _h2(tmp_path, "--max-connections", "3", "--heartbeat", "0") as (server, client):
         streams = []
         for _ in range(5):
             streams.append(client.request("GET", "/events/m"))
@@ -158,17 +165,12 @@ def test_max_connections_counts_http2_streams(tmp_path):
         refused = [client.streams[s] for s in streams if client.streams[s].ended]
         assert all(r.status == 200 and re.match(rb"retry: \d+\n:", bytes(r.body)) for r in refused)
         assert health(server.port)["streams"] == 3
-    finally:
-        client.close()
-        server.stop()
 
 
 @pytest.mark.parametrize("declared", [True, False])
 def test_body_limit_ends_only_that_stream(tmp_path, declared):
     """A POST over the body limit (declared, or found while it arrives) gets 413 on its stream; the others go on."""
-    server = Listeners(tmp_path, "--max-message-size", "1000", "--heartbeat", "0")
-    client = H2Client(server.tls_port, str(server.ca_pem))
-    try:
+    with _h2(tmp_path, "--max-message-size", "1000", "--heartbeat", "0") as (server, client):
         listening = client.request("GET", "/events/b")
         client.run_until(lambda: health(server.port)["streams"] == 1)
         too_big = client.request("POST", "/events/b", {"authorization": TOKEN["Authorization"]}, b"x" * 5000, declared)
@@ -179,29 +181,19 @@ def test_body_limit_ends_only_that_stream(tmp_path, declared):
         assert client.streams[fine].status == 200
         client.run_until(lambda: len(client.streams[listening].events()) == 1)
         assert client.streams[listening].events()[0].data == "small"
-    finally:
-        client.close()
-        server.stop()
 
 
 def test_header_deadline_cuts_an_http2_connection_that_opens_no_stream(tmp_path):
     """A client that negotiates HTTP/2 and never completes a request is cut at --header-timeout."""
-    server = Listeners(tmp_path, "--header-timeout", "1")
-    client = H2Client(server.tls_port, str(server.ca_pem))
-    try:
+    with _h2(tmp_path, "--header-timeout", "1") as (server, client):
         started = time.monotonic()
         client.run_until(lambda: client.closed, timeout=5)
         assert 0.9 < time.monotonic() - started < 3
-    finally:
-        client.close()
-        server.stop()
 
 
 def test_an_open_stream_keeps_its_connection_past_the_header_deadline(tmp_path):
     """With a stream open, an HTTP/2 connection outlives --header-timeout."""
-    server = Listeners(tmp_path, "--header-timeout", "1", "--heartbeat", "0")
-    client = H2Client(server.tls_port, str(server.ca_pem))
-    try:
+    with _h2(tmp_path, "--header-timeout", "1", "--heartbeat", "0") as (server, client):
         stream = client.request("GET", "/events/k")
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
@@ -210,16 +202,11 @@ def test_an_open_stream_keeps_its_connection_past_the_header_deadline(tmp_path):
         event_id = server.publish("k", b"still here")
         client.run_until(lambda: len(client.streams[stream].events()) == 1)
         assert client.streams[stream].events()[0].last_event_id == event_id
-    finally:
-        client.close()
-        server.stop()
 
 
 def test_drain_ends_every_stream_with_retry_then_goaway(tmp_path):
     """On SIGTERM every HTTP/2 stream gets its events and a retry: line and ends cleanly; then GOAWAY."""
-    server = Listeners(tmp_path, "--heartbeat", "0")
-    client = H2Client(server.tls_port, str(server.ca_pem))
-    try:
+    with _h2(tmp_path, "--heartbeat", "0") as (server, client):
         streams = [client.request("GET", "/events/d") for _ in range(5)]
         client.run_until(lambda: health(server.port)["streams"] == 5)
         ids = [server.publish("d", b"%d" % n) for n in range(3)]
@@ -233,9 +220,6 @@ def test_drain_ends_every_stream_with_retry_then_goaway(tmp_path):
             assert re.search(rb"\nretry: \d+\n$", bytes(stream.body)), bytes(stream.body)[-40:]
         assert client.goaway.error_code == 0  # NO_ERROR
         server.daemon.process.wait(10)
-    finally:
-        client.close()
-        server.stop()
 
 
 def test_http11_clients_still_work_on_the_tls_listener(server):
