@@ -69,7 +69,9 @@ class Server:
     def __init__(self, kind: str, workdir: Path, redis: RedisServer, extra: tuple[str, ...] = ()):
         self.kind = kind
         if kind == "twisted-sse":
-            self.daemon = Daemon(workdir, "--publish-token", TOKEN, "--heartbeat", "15", *extra, redis_url=redis.url)
+            # Every load-generator connection comes from 127.0.0.1: no per-address limits here.
+            self.daemon = Daemon(workdir, "--publish-token", TOKEN, "--heartbeat", "15", "--max-streams-per-ip", "0",
+                                 "--max-channels-per-ip", "0", *extra, redis_url=redis.url)  # fmt: skip
             self.port, self.pid = self.daemon.port, self.daemon.process.pid
             self.process = self.daemon.process
         else:

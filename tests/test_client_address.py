@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.web.test.requesthelper import DummyRequest
 
-from twisted_sse.client_address import TrustedProxies, check_cidrs, client_address, describe_client
+from twisted_sse.client_address import TrustedProxies, check_cidrs, client_address, client_key, describe_client
 
 
 def _request(peer, *forwarded: str) -> DummyRequest:
@@ -73,3 +73,11 @@ def test_bad_networks_are_refused(bad):
     """--trusted-proxy takes addresses and networks only."""
     with pytest.raises(ValueError, match="not an address or network"):
         check_cidrs([bad])
+
+
+def test_client_key_groups_ipv6_by_64():
+    """Per-client limits count an IPv6 /64 as one client (one subscriber's usual share), IPv4 per address."""
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("198.51.100.7") == "198.51.100.7"
+    assert client_key("unix") == "unix"

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 
 import pytest
 
@@ -188,3 +189,26 @@ def test_publish_body_is_never_parsed_as_a_form(content_type):
     )  # fmt: skip
     assert client.response().status == 200
     assert [e.data for e in listener.response().events()] == ["a=1&b=2"]
+
+
+def test_streams_per_address_are_bounded_with_the_eventsource_safe_answer():
+    """Past --max-streams-per-ip an address gets 200 + retry: + close; a stream it closes makes room again."""
+    harness = Harness(max_streams_per_ip=2)
+    first, second = harness.stream("/events/a"), harness.stream("/events/b")
+    third = harness.stream("/events/c").response()
+    assert third.status == 200 and third.complete and re.match(rb"retry: \d+\n:127.0.0.1 has 2 streams", third.body)
+    assert harness.service.hub.counters["streams_refused"] == 1
+    first.drop()
+    assert not harness.stream("/events/c").response().complete
+    assert harness.service.hub.held_by("127.0.0.1") == (2, 2)
+    second.drop()
+
+
+def test_channels_per_address_are_bounded():
+    """Past --max-channels-per-ip (all of an address's streams together) a stream is refused the same way."""
+    harness = Harness(max_channels_per_ip=3)
+    harness.stream("/events?channel=a&channel=b")
+    refused = harness.stream("/events?channel=c&channel=d").response()
+    assert refused.complete and b"more than 3 channels" in refused.body
+    assert not harness.stream("/events/c").response().complete
+    assert harness.service.hub.held_by("127.0.0.1") == (2, 3)

@@ -73,6 +73,8 @@ def test_token_from_environment(monkeypatch):
         (["--jwt-key", "k" * 32, "--public", "user.[0-9]"], "--public"),
         (["--jwt-key", "k" * 32, "--jwt-cookie", "a;b"], "--jwt-cookie"),
         (["--max-stream-age", "-1"], "--max-stream-age"),
+        (["--max-streams-per-ip", "-1"], "--max-streams-per-ip"),
+        (["--max-channels-per-ip", "many"], "--max-channels-per-ip"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):
@@ -99,8 +101,8 @@ def test_jwt_options(monkeypatch):
     monkeypatch.setenv("SSE_JWT_KEY", "e" * 32)
     settings = parse("--jwt-algorithms", "HS256,HS512", "--jwt-audience", "sse", "--jwt-issuer", "app",
                      "--jwt-cookie", "tok", "--jwt-query", "--public", "news", "--public", "status.*",
-                     "--max-stream-age", "600")  # fmt: skip
+                     "--max-stream-age", "600", "--max-streams-per-ip", "7", "--max-channels-per-ip", "0")  # fmt: skip
     assert (settings.jwt_key, settings.jwt_algorithms, settings.jwt_audience, settings.jwt_issuer) == (
         "e" * 32, ("HS256", "HS512"), "sse", "app")  # fmt: skip
     assert (settings.jwt_cookie, settings.jwt_query, settings.public) == ("tok", True, ("news", "status.*"))
-    assert settings.max_stream_age == 600
+    assert (settings.max_stream_age, settings.max_streams_per_ip, settings.max_channels_per_ip) == (600, 7, 0)

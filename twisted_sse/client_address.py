@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from twisted.web.server import Request
 
-__all__ = ["TrustedProxies", "check_cidrs", "client_address", "describe_client"]
+__all__ = ["TrustedProxies", "check_cidrs", "client_address", "client_key", "describe_client"]
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAX_FORWARDED = 4096
@@ -72,6 +72,14 @@ def client_address(request: Request, proxies: TrustedProxies) -> str:
         if last_trusted is not None:
             return str(last_trusted)
     return str(peer_address) if peer_address is not None else "unix"
+
+
+def client_key(address: str) -> str:
+    """What per-client limits count by: the address, or for IPv6 its /64 (one subscriber's usual share)."""
+    parsed = _parse(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
 
 
 def describe_client(request: Request, proxies: TrustedProxies | None = None) -> str:

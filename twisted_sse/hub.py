@@ -49,6 +49,9 @@ class Hub:
         self._flush_call: IDelayedCall | None = None
         self._channels: dict[str, _Channel] = {}
         self._streams: dict[Listener, tuple[str, ...]] = {}
+        self._client_of: dict[Listener, str] = {}
+        self._held_by: dict[str, list[int]] = {}
+        """client -> [streams, channels] its open streams hold (for per-client limits)."""
         self.counters: Counter[str] = Counter()
         """Totals since start (streams opened, refused, cut, messages): reported by /healthz."""
         broker.set_receiver(self.deliver)
@@ -65,12 +68,22 @@ class Hub:
         """Every open stream."""
         return list(self._streams)
 
-    def add(self, listener: Listener, channels: Iterable[str]) -> Deferred[None]:
-        """Register `listener` on `channels`; fires once the broker delivers all of them."""
+    def held_by(self, client: str) -> tuple[int, int]:
+        """How many streams, and channels in all, the open streams of `client` hold."""
+        streams, channels = self._held_by.get(client, (0, 0))
+        return streams, channels
+
+    def add(self, listener: Listener, channels: Iterable[str], client: str | None = None) -> Deferred[None]:
+        """Register `listener` on `channels` (for `client`, when given); fires once the broker delivers all of them."""
         names = tuple(dict.fromkeys(channels))
         if listener in self._streams:
             raise ValueError("listener is already registered")
         self._streams[listener] = names
+        if client is not None:
+            self._client_of[listener] = client
+            held = self._held_by.setdefault(client, [0, 0])
+            held[0] += 1
+            held[1] += len(names)
         self.counters["streams_opened"] += 1
         return gatherResults([self._listen(name, listener) for name in names], consumeErrors=True).addCallback(
             lambda _: None
@@ -78,7 +91,15 @@ class Hub:
 
     def remove(self, listener: Listener) -> None:
         """Forget `listener`; channels left without listeners are unsubscribed. Idempotent."""
-        for name in self._streams.pop(listener, ()):
+        names = self._streams.pop(listener, ())
+        client = self._client_of.pop(listener, None)
+        if client is not None:
+            held = self._held_by[client]
+            held[0] -= 1
+            held[1] -= len(names)
+            if not held[0]:
+                del self._held_by[client]
+        for name in names:
             channel = self._channels.get(name)
             if channel is None or listener not in channel.listeners:
                 continue

@@ -26,7 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from twisted_sse.access import AccessPolicy, Denied
-from twisted_sse.client_address import TrustedProxies, client_address, describe_client
+from twisted_sse.client_address import TrustedProxies, client_address, client_key, describe_client
 from twisted_sse.framing import check_field, encode_comment, encode_retry
 from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
@@ -101,8 +101,8 @@ class _Surface:
         """A reconnect delay between one and three times --retry, so clients don't come back at once."""
         return int(self.settings.retry_ms * self.rng.uniform(1.0, 3.0))
 
-    def _unavailable(self) -> str | None:
-        """Why a stream can't be served right now, or None."""
+    def _unavailable(self, client: str, channels: int) -> str | None:
+        """Why a stream of `channels` channels for `client` can't be served right now, or None."""
         if self.draining:
             return "the server is shutting down"
         if not self.broker.is_connected():
@@ -110,6 +110,13 @@ class _Surface:
         limit = self.settings.max_connections
         if limit and self.hub.streams_open >= limit:
             return f"the server is full ({limit} streams)"
+        streams, held = self.hub.held_by(client)
+        per_client = self.settings.max_streams_per_ip
+        if per_client and streams >= per_client:
+            return f"{client} has {streams} streams open, the most one address may have"
+        per_client = self.settings.max_channels_per_ip
+        if per_client and held + channels > per_client:
+            return f"{client}'s streams would hold more than {per_client} channels"
         return None
 
     def cors(self, request: Request) -> None:
@@ -174,7 +181,8 @@ class _Surface:
         request.setHeader(b"x-accel-buffering", b"no")
         if request.method == b"HEAD":
             return b""
-        why = self._unavailable()
+        client = client_key(client_address(request, self.proxies))
+        why = self._unavailable(client, len(channels))
         if why is not None:
             return self._retry_later(request, why)
         stream = EventStream(
@@ -187,6 +195,7 @@ class _Surface:
             self.jittered_retry,
             self.describe(request),
             self.lifetimes,
+            client,
         )
         stream.open(self.settings.retry_ms, self._resume_from(request), self.stream_ends_at(expires))
         return NOT_DONE_YET

@@ -66,6 +66,10 @@ class Settings:
     """Seconds messages are held to go out together (fewer, larger writes); 0: per reactor turn."""
     trusted_proxies: tuple[str, ...] = ()
     """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; a UNIX-socket peer is one."""
+    max_streams_per_ip: int = 100
+    """Streams one client address (an IPv6 /64) may have open in this process; 0: no limit."""
+    max_channels_per_ip: int = 1024
+    """Channels one address's open streams may hold together in this process; 0: no limit."""
     max_stream_age: float = 3600.0
     """Seconds a stream lives (jittered by 10% either way) before it ends with retry: and resumes; 0: no bound."""
     jwt_key: str | None = None

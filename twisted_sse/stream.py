@@ -45,7 +45,7 @@ class EventStream:
     __slots__ = (
         "_request", "_hub", "_broker", "_replay", "_writer", "channels", "_clock", "_max_queue",
         "_retry_after_failure", "_paused", "_pending", "_pending_bytes", "_closed", "_opened_at",
-        "peer", "events_sent", "_lifetimes", "__weakref__",
+        "peer", "events_sent", "_lifetimes", "_client", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -59,8 +59,10 @@ class EventStream:
         retry_after_failure: Callable[[], int],
         peer: str,
         lifetimes: Lifetimes | None = None,
+        client: str | None = None,
     ) -> None:
-        """`peer` names the client in logs; `lifetimes` ends the stream at the time `open` gives."""
+        """`peer` names the client in logs; `lifetimes` ends the stream at the time `open` gives;
+        `client` is what per-client limits count it under."""
         self._request = request
         self._hub = hub
         self._broker = broker
@@ -77,6 +79,7 @@ class EventStream:
         self._opened_at = self._clock.seconds()
         self.peer = peer
         self._lifetimes = lifetimes
+        self._client = client
         self.events_sent = 0
 
     def open(self, retry_ms: int, after: EventKey | None = None, ends_at: float | None = None) -> None:
@@ -104,7 +107,7 @@ class EventStream:
         )
         if ends_at is not None and self._lifetimes is not None:
             self._lifetimes.add(self, ends_at)
-        ready = self._hub.add(self, self.channels)
+        ready = self._hub.add(self, self.channels, self._client)
         if after is not None:
             self._replay.last = after
             self._replay.hold()

@@ -76,6 +76,18 @@ class Options(usage.Options):
             "Seconds a Redis command may take, and a silent Redis connection may last before it is cut.",
         ],
         [
+            "max-streams-per-ip",
+            None,
+            str(_DEFAULTS.max_streams_per_ip),
+            "Streams one client address (IPv6: one /64) may have open in this process; 0 = no limit.",
+        ],
+        [
+            "max-channels-per-ip",
+            None,
+            str(_DEFAULTS.max_channels_per_ip),
+            "Channels one address's open streams may hold together in this process; 0 = no limit.",
+        ],
+        [
             "max-stream-age",
             None,
             str(_DEFAULTS.max_stream_age),
@@ -187,6 +199,8 @@ class Options(usage.Options):
             cors_origins=tuple(self["cors-origin"]),
             trusted_proxies=tuple(self["trusted-proxy"]),
             max_stream_age=_number(self, "max-stream-age", float, 0.0),
+            max_streams_per_ip=_number(self, "max-streams-per-ip", int, 0),
+            max_channels_per_ip=_number(self, "max-channels-per-ip", int, 0),
             jwt_key=jwt_key,
             jwt_algorithms=algorithms,
             jwt_audience=self["jwt-audience"],

@@ -156,3 +156,21 @@ def test_client_address_behind_a_trusted_proxy(tmp_path, trusted, logged):
         stream.close()
     finally:
         process.stop()
+
+
+def test_one_address_cannot_take_every_stream(tmp_path):
+    """--max-streams-per-ip 5: a sixth stream from 127.0.0.1 gets retry: and a close; others keep theirs."""
+    process = Daemon(tmp_path, "--max-streams-per-ip", "5")
+    try:
+        streams = [LiveStream(process.port, f"/events/s{i}") for i in range(5)]
+        status, _, body = get(process.port, "/events/s5")  # ends at once: the refusal closes it
+        assert status == 200 and body.startswith(b"retry: ") and b"the most one address may have" in body
+        assert health(process.port)["streams"] == 5
+        streams.pop().close()
+        wait_until(lambda: health(process.port)["streams"] == 4, timeout=5)
+        streams.append(LiveStream(process.port, "/events/s5"))
+        wait_until(lambda: health(process.port)["streams"] == 5, timeout=5)
+        for stream in streams:
+            stream.close()
+    finally:
+        process.stop()

@@ -15,7 +15,8 @@ TOKEN = {"Authorization": "Bearer s3cret"}
 def setup(request, tmp_path):
     """A daemon on the in-process broker, or on the session's redis-server."""
     redis = request.getfixturevalue("redis_db") if request.param == "redis" else None
-    daemon = Daemon(tmp_path, "--publish-token", "s3cret", redis_url=redis.url if redis else None)
+    daemon = Daemon(tmp_path, "--publish-token", "s3cret", "--max-streams-per-ip", "0", "--max-channels-per-ip", "0",
+                    redis_url=redis.url if redis else None)  # fmt: skip  # every client is 127.0.0.1
     yield daemon, redis
     daemon.stop()
 
@@ -64,4 +65,4 @@ def test_hundreds_of_clients_dropped_abruptly_and_politely_leave_nothing(setup):
     assert health(daemon.port)["channels"] == 0
     if redis:
         wait_until(lambda: _numsub(redis, ["keep"]) == {"sse:keep": 0}, timeout=1.0)
-        assert len(redis.client().client_list()) == clients_before
+        assert len(redis.client().client_list()) <= clients_before  # (the test's own clients come and go)
