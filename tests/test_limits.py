@@ -212,3 +212,14 @@ def test_channels_per_address_are_bounded():
     assert refused.complete and b"more than 3 channels" in refused.body
     assert not harness.stream("/events/c").response().complete
     assert harness.service.hub.held_by("127.0.0.1") == (2, 3)
+
+
+def test_bytes_pipelined_behind_a_stream_are_dropped_and_reading_goes_on():
+    """A client that pipelines 64 KiB behind its stream keeps being read (so its leaving is seen), nothing is kept."""
+    harness = Harness()
+    client = harness.stream("/events/a")
+    client.protocol.dataReceived(b"GET /events/b HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * 65536)
+    assert client.transport.producerState == "producing"
+    assert harness.service.hub.streams_open == 1  # the pipelined request is not served behind a stream
+    client.drop()
+    assert harness.service.hub.streams_open == 0

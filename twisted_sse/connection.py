@@ -155,6 +155,21 @@ class _GuardedChannel(HTTPChannel):
         self._connection.disarm()
         super().allHeadersReceived()
 
+    def rawDataReceived(self, data: bytes) -> None:
+        """Bytes behind a response that is streaming are dropped, and the connection closes after it.
+
+        Nothing pipelined behind a stream would be served before it ends, hours later;
+        Twisted would buffer 16 KiB of it and then stop reading, so a client that left
+        after pipelining that much went unnoticed until a write failed. Reading on (and
+        dropping) notices the close at once. (Bytes that arrive before the response
+        starts, while --auth-url is asked, are still buffered by Twisted, 16 KiB at most.)
+        """
+        head = self.requests[0] if self.requests else None
+        if head is not None and head.startedWriting and not head.finished:
+            self.persistent = False
+            return
+        super().rawDataReceived(data)
+
     def requestDone(self, request: Request) -> None:
         super().requestDone(request)
         if self.persistent and not self.requests:

@@ -66,3 +66,19 @@ def test_hundreds_of_clients_dropped_abruptly_and_politely_leave_nothing(setup):
     if redis:
         wait_until(lambda: _numsub(redis, ["keep"]) == {"sse:keep": 0}, timeout=1.0)
         assert len(redis.client().client_list()) <= clients_before  # (the test's own clients come and go)
+
+
+def test_a_client_that_pipelined_behind_its_stream_is_released_at_once(tmp_path):
+    """With --heartbeat 0, a client that sent 20 KiB after its stream request and left is released within 1 s."""
+    daemon = Daemon(tmp_path, "--heartbeat", "0")
+    try:
+        sock = socket.create_connection(("127.0.0.1", daemon.port))
+        sock.sendall(b"GET /events/p HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /events/q HTTP/1.1\r\nX: " + b"y" * 20480)
+        wait_until(lambda: health(daemon.port)["streams"] == 1, timeout=5)
+        time.sleep(0.2)  # the pipelined bytes have arrived
+        sock.close()
+        left = time.monotonic()
+        wait_until(lambda: health(daemon.port)["streams"] == 0, timeout=2)
+        assert time.monotonic() - left < 1.0
+    finally:
+        daemon.stop()
