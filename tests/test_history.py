@@ -22,6 +22,10 @@ from twisted_sse.history import ChannelHistory, IdClock, format_id, parse_id
         ("1" * 21 + "-0", None),
         ("\u0661-1", None),
         (None, None),
+        ("18446744073709551615-18446744073709551615", (2**64 - 1, 2**64 - 1)),
+        ("18446744073709551616-0", None),  # above 2^64: Redis would answer an error
+        ("0-18446744073709551616", None),
+        ("99999999999999999999-0", None),
     ],
 )
 def test_parse_id(text, key):

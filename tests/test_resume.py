@@ -45,7 +45,7 @@ def test_malformed_or_oversized_id_is_ignored_and_the_stream_starts_live():
     """A Last-Event-ID that isn't one of ours is ignored: 200, no replay, no loss signal."""
     harness = Harness()
     _publish(harness, "news", b"old")
-    for bad in ["garbage", "1-2-3", "9" * 30 + "-0", "-1", "\u0661-1"]:
+    for bad in ["garbage", "1-2-3", "9" * 30 + "-0", "-1", "\u0661-1", "18446744073709551616-0"]:
         client = harness.stream("/events/news", {"Last-Event-ID": bad.encode("utf-8").decode("latin-1")})
         assert client.response().status == 200
         assert _data(client) == []

@@ -30,17 +30,23 @@ EventKey = tuple[int, int]
 """An id as a comparable value: (milliseconds, sequence)."""
 
 MAX_ID_LENGTH = 41
+MAX_ID_PART = 2**64 - 1
+"""Both parts of an id are unsigned 64-bit numbers (as in a Redis stream id)."""
 _ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
 def parse_id(text: str | None) -> EventKey | None:
-    """The key of a well-formed id, or None for anything else (absent, malformed, oversized)."""
+    """The key of a well-formed id, or None for anything else (absent, malformed, oversized, out of range).
+
+    A client's `Last-Event-ID` goes through here: what it returns is safe to send to Redis.
+    """
     if text is None or len(text) > MAX_ID_LENGTH:
         return None
     match = _ID.fullmatch(text)
     if match is None:
         return None
-    return int(match.group(1)), int(match.group(2))
+    key = int(match.group(1)), int(match.group(2))
+    return key if key[0] <= MAX_ID_PART and key[1] <= MAX_ID_PART else None
 
 
 def format_id(key: EventKey) -> str:

@@ -131,3 +131,13 @@ def test_unix_socket_url(tmp_path):
     finally:
         process.stop()
         redis.stop()
+
+
+def test_an_id_above_2_64_never_reaches_redis(daemon, redis_db):
+    """Last-Event-ID 2^64: ignored (the stream starts live) instead of a Redis error and a retry loop."""
+    stream = LiveStream(daemon.port, "/events/big", {"Last-Event-ID": "18446744073709551616-0"})
+    wait_until(lambda: _subscribed(redis_db, "big"), timeout=5)
+    get(daemon.port, "/events/big", "POST", b"live", {"Authorization": "Bearer s3cret"})
+    assert [e.data for e in stream.read(1)] == ["live"]
+    assert "ERR" not in daemon.log() and "failed" not in daemon.log()
+    stream.close()
