@@ -12,7 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
 from tests.http_harness import Harness
-from twisted_sse.connection import HTTPConnection, _h2_connection_class, http2_available
+from twisted_sse.connection import HTTPConnection, _h2_connection_class, http2_available, request_line
 
 
 class _TLSTransport(StringTransport):
@@ -115,3 +115,25 @@ def test_connection_without_bytes_is_cut_at_the_header_deadline():
     connection, transport = _connect(harness, b"h2")
     harness.clock.advance(3)
     assert transport.disconnecting and connection.channel is None
+
+
+def test_request_line_is_known_before_the_body():
+    """Method and path of a request still receiving its body come from where Twisted keeps them (else this fails)."""
+    harness = Harness()
+    connection, _ = _connect(harness, None)
+    connection.dataReceived(b"POST /events/x?y=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\n"
+                            b"Content-Length: 10\r\n\r\nabc")  # fmt: skip
+    assert request_line(connection.channel.requests[-1]) == (b"POST", b"/events/x?y=1")
+
+
+def test_request_line_on_http2_streams():
+    """On HTTP/2 the stream's method and path are read the same way, before the body."""
+    harness = Harness()
+    connection, _ = _connect(harness, b"h2")
+    client = _h2_client()
+    stream_id = client.get_next_available_stream_id()
+    client.send_headers(stream_id, [(":method", "POST"), (":path", "/events/y"), (":scheme", "https"),
+                                    (":authority", "localhost"), ("content-length", "5")])  # fmt: skip
+    connection.dataReceived(client.data_to_send())
+    request = connection.channel.streams[stream_id]._request
+    assert request_line(request) == (b"POST", b"/events/y")

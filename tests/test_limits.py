@@ -223,3 +223,41 @@ def test_bytes_pipelined_behind_a_stream_are_dropped_and_reading_goes_on():
     assert harness.service.hub.streams_open == 1  # the pipelined request is not served behind a stream
     client.drop()
     assert harness.service.hub.streams_open == 0
+
+
+class TestBodies:
+    @pytest.mark.parametrize(
+        ("auth", "status"), [("", b"401"), ("Authorization: Bearer wrong\r\n", b"403")]
+    )  # fmt: skip
+    def test_a_publish_without_a_good_token_is_refused_before_its_body(self, auth, status):
+        """Headers that say no are answered at once and the connection closed: not one body byte is awaited."""
+        harness = Harness()
+        client = Client(harness.site)
+        client.protocol.dataReceived(
+            b"POST /events/a HTTP/1.1\r\nHost: x\r\n" + auth.encode() + b"Content-Length: 1000000\r\n\r\n"
+        )
+        answer = client.transport.value()
+        assert answer.split(b" ")[1] == status and client.transport.disconnecting
+        assert (b"WWW-Authenticate: Bearer" in answer) is (status == b"401")
+        assert harness.service.hub.counters["refused_unauthenticated" if status == b"401" else "refused_forbidden"] == 1
+
+    def test_a_body_that_does_not_arrive_in_time_gets_408(self):
+        """--body-timeout after the headers, a body still incomplete is answered 408 and the connection closed."""
+        harness = Harness(body_timeout=10)
+        listener = harness.stream("/events/a")
+        client = Client(harness.site)
+        client.protocol.dataReceived(
+            b"POST /events/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nContent-Length: 100\r\n\r\nhalf"
+        )
+        harness.clock.advance(9.9)
+        assert client.transport.value() == b""
+        harness.clock.advance(0.1)
+        assert client.transport.value().startswith(b"HTTP/1.1 408 ") and client.transport.disconnecting
+        assert listener.response().events() == []
+
+    def test_a_body_in_time_is_published_and_no_timer_is_left(self):
+        """A body that arrives in time is published; its deadline is gone with it."""
+        harness = Harness(body_timeout=10)
+        response = harness.publish("a", b"whole")
+        assert response.status == 200
+        assert [c for c in harness.clock.getDelayedCalls() if "_body_too_slow" in repr(c.func)] == []

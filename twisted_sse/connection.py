@@ -26,7 +26,7 @@ from twisted.web.server import Request
 if TYPE_CHECKING:
     from twisted_sse.site import SSESite
 
-__all__ = ["HTTPConnection", "http2_available"]
+__all__ = ["HTTPConnection", "abort", "http2_available", "request_line"]
 
 _log = Logger()
 
@@ -51,6 +51,22 @@ _H2Connection = _h2_connection_class()
 def http2_available() -> bool:
     """Whether TLS listeners offer HTTP/2 (`h2` and `priority` are installed)."""
     return _H2Connection is not None
+
+
+def request_line(request: Request) -> tuple[bytes, bytes] | None:
+    """Method and path of a request whose headers are in but whose body may not be.
+
+    Twisted puts them on the request only once the body is complete; until then they are
+    where its channels keep them: `HTTPChannel._command` and `_path` (private), and
+    `H2Stream.command` and `path`. This is the one place that reads them (checked on Twisted
+    26.x; tests/test_connection.py fails if they change).
+    """
+    channel = request.channel
+    if isinstance(channel, HTTPChannel):
+        method, path = getattr(channel, "_command", None), getattr(channel, "_path", None)
+    else:
+        method, path = getattr(channel, "command", None), getattr(channel, "path", None)
+    return (method, path) if isinstance(method, bytes) and isinstance(path, bytes) else None
 
 
 def abort(transport: Any) -> None:

@@ -424,6 +424,29 @@ class SSEResource(_Page):
     def render(self, request: Request) -> bytes:
         return _plain(request, 404, "no such resource; streams are at events/{channel}")
 
+    def screen(self, request: Request, method: bytes, path: bytes) -> tuple[int, bytes, str] | None:
+        """A publish whose headers already fail (no or a bad token) is refused before its body is read.
+
+        For a site whose root is this resource (`twistd sse`); mounted elsewhere, publishes are
+        checked once their body is in, as before.
+        """
+        if method != b"POST":
+            return None
+        parts = path.split(b"?", 1)[0].split(b"/")
+        if len(parts) != 3 or parts[:2] != [b"", b"events"]:
+            return None
+        try:
+            channel = _checked_channel(parts[2])
+        except _Refused:
+            return None  # answered 400 once the request is in
+        surface = self._surface
+        try:
+            surface.access.check_publish(request, channel, surface.publish_token)
+        except Denied as denied:
+            surface.hub.counters[f"refused_{denied.reason}"] += 1
+            return denied.code, b"Unauthorized" if denied.code == 401 else b"Forbidden", denied.message
+        return None
+
     def drain(self) -> None:
         """Refuse new streams and end every open one with a jittered reconnect hint."""
         surface = self._surface

@@ -63,7 +63,13 @@ class SSEService(MultiService):
                                     access=_access_policy(settings, reactor), lifetimes=lifetimes)  # fmt: skip
         Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
         self.site = SSESite(
-            self.resource, settings.max_message_size, settings.header_timeout, reactor, settings.access_log
+            self.resource,
+            settings.max_message_size,
+            settings.header_timeout,
+            reactor,
+            settings.access_log,
+            settings.body_timeout,
+            self.resource.screen,
         )
         self._listening = MultiService()
         for description in settings.listen:

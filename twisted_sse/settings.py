@@ -52,6 +52,8 @@ class Settings:
     """Bytes held for one slow client before it is disconnected."""
     max_connections: int = 0
     """Streams open at once; past it a stream gets retry: and a close. 0: no limit."""
+    body_timeout: float = 10.0
+    """Seconds a request body has to arrive once its headers are in."""
     header_timeout: float = 10.0
     """Seconds a client has to send complete request headers."""
     drain_timeout: float = 5.0

@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -23,37 +25,57 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from twisted_sse.connection import HTTPConnection, abort, http2_available
+from twisted_sse.connection import HTTPConnection, abort, http2_available, request_line
 
 __all__ = ["SSESite"]
 
 _log = Logger()
 
 
+Refusal = tuple[int, bytes, str]
+"""An answer given before a request's body is read: status, reason phrase, plain-text message."""
+Screen = Callable[[Request, bytes, bytes], "Refusal | None"]
+"""Looks at a request whose headers are in (method, path) and says whether to refuse it now."""
+
+
 class _LimitedRequest(Request):
-    """A request whose body may not pass the site's `max_body`."""
+    """A request answered before its body is read when its headers already say no, whose body may not pass
+    the site's `max_body` and must arrive within `body_timeout` seconds."""
 
     _refused = False
     _body_size = 0
     _gone = False
+    _body_deadline: IDelayedCall | None = None
 
     @property
-    def _max_body(self) -> int:
-        return self.channel.site.max_body  # type: ignore[attr-defined]
+    def _site(self) -> SSESite:
+        return self.channel.site  # type: ignore[attr-defined]
 
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self._max_body:
-            self._refuse()
+        site = self._site
+        if length is not None and length > site.max_body:
+            self._refuse((413, b"Payload Too Large", f"the body is larger than {site.max_body} bytes"))
+        else:
+            line = request_line(self)
+            refusal = site.screen(self, *line) if line is not None and site.screen is not None else None
+            if refusal is not None:
+                self._refuse(refusal)
+            elif length is None or length > 0:
+                self._body_deadline = site.reactor.callLater(site.body_timeout, self._body_too_slow)
         super().gotLength(0 if self._refused else length)
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
             return
         self._body_size += len(data)
-        if self._body_size > self._max_body:
-            self._refuse()
+        if self._body_size > self._site.max_body:
+            self._refuse((413, b"Payload Too Large", f"the body is larger than {self._site.max_body} bytes"))
         else:
             super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self._stop_body_deadline()
+        super().requestReceived(command, path, version)
 
     def process(self) -> None:
         if not self._refused:
@@ -61,10 +83,22 @@ class _LimitedRequest(Request):
 
     def connectionLost(self, reason: Failure) -> None:
         self._gone = True
+        self._stop_body_deadline()
         super().connectionLost(reason)
 
-    def _refuse(self) -> None:
-        """Answer 413 before the request is processed, and stop taking its body.
+    def _stop_body_deadline(self) -> None:
+        if self._body_deadline is not None and self._body_deadline.active():
+            self._body_deadline.cancel()
+        self._body_deadline = None
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if not self._refused and not self._gone:
+            seconds = self._site.body_timeout
+            self._refuse((408, b"Request Timeout", f"the body did not arrive within {seconds:g} seconds"))
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer now, before the request is processed, and take no more of its body.
 
         HTTP/1.x: the answer goes out and the connection is closed (the rest of the body
         would otherwise have to be read). HTTP/2: the status goes out on this stream, which
@@ -73,21 +107,24 @@ class _LimitedRequest(Request):
         written to, so that answer waits for the next reactor turn.
         """
         self._refused = True
+        self._stop_body_deadline()
+        code, reason, text = refusal
         if isinstance(self.channel, HTTPChannel):
-            message = b"the body is larger than %d bytes\n" % self._max_body
+            message = text.encode("utf-8") + b"\n"
+            challenge = b'WWW-Authenticate: Bearer realm="twisted-sse"\r\n' if code == 401 else b""
             self.channel.transport.write(  # type: ignore[union-attr]
-                b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(message), message)
+                b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%sConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (code, reason, challenge, len(message), message)
             )
             self.channel.loseConnection()
         else:
-            self.channel.site.reactor.callLater(0, self._refuse_stream)
+            self._site.reactor.callLater(0, self._refuse_stream, code, reason)
 
-    def _refuse_stream(self) -> None:
+    def _refuse_stream(self, code: int, reason: bytes) -> None:
         if self._gone:
             return
         stream: Any = self.channel  # twisted.web._http2.H2Stream
-        stream.writeHeaders(b"HTTP/2", b"413", b"Payload Too Large", Headers({b"content-type": [b"text/plain"]}))
+        stream.writeHeaders(b"HTTP/2", b"%d" % code, reason, Headers({b"content-type": [b"text/plain"]}))
         stream.abortConnection()
 
 
@@ -112,13 +149,23 @@ class SSESite(Site):
     requestFactory = _LimitedRequest
 
     def __init__(
-        self, resource: IResource, max_body: int, header_timeout: float, reactor: Any, access_log: bool = False
+        self,
+        resource: IResource,
+        max_body: int,
+        header_timeout: float,
+        reactor: Any,
+        access_log: bool = False,
+        body_timeout: float = 10.0,
+        screen: Screen | None = None,
     ) -> None:
+        """`screen` refuses requests on their headers alone (a publish without a valid token, say)."""
         # Publishing reads the raw body: no form parsing (Twisted's raises on some Content-Type bytes, e.g. 0x85).
         super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self._access_log = access_log
         self.max_body = max_body
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.screen = screen
         self.displayTracebacks = False
         self.connections: set[HTTPConnection] = set()
         self._all_closed: Deferred[None] | None = None

@@ -68,6 +68,7 @@ class Options(usage.Options):
             "Streams open at once; past it a stream gets retry: and a close. 0 = what the open-files limit allows.",
         ],
         ["header-timeout", None, str(_DEFAULTS.header_timeout), "Seconds a client has to send its request headers."],
+        ["body-timeout", None, str(_DEFAULTS.body_timeout), "Seconds a request body has to arrive after its headers."],
         ["drain-timeout", None, str(_DEFAULTS.drain_timeout), "Seconds shutdown waits for streams to close."],
         [
             "redis-timeout",
@@ -219,6 +220,7 @@ class Options(usage.Options):
             max_queue=_number(self, "max-queue", int, 1024),
             max_connections=_number(self, "max-connections", int, 0),
             header_timeout=_number(self, "header-timeout", float, 0.1),
+            body_timeout=_number(self, "body-timeout", float, 0.1),
             drain_timeout=_number(self, "drain-timeout", float, 0.0),
             redis_timeout=_number(self, "redis-timeout", float, 0.1),
         )

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -172,5 +173,29 @@ def test_one_address_cannot_take_every_stream(tmp_path):
         wait_until(lambda: health(process.port)["streams"] == 5, timeout=5)
         for stream in streams:
             stream.close()
+    finally:
+        process.stop()
+
+
+def test_publishes_are_refused_on_their_headers_and_slow_bodies_cut(tmp_path):
+    """Without a token a POST gets 401 before any body byte (header-only or trickling); a slow body gets 408."""
+    process = Daemon(tmp_path, "--publish-token", "s3cret", "--body-timeout", "1")
+    try:
+        for auth in (b"", b"Authorization: Bearer wrong\r\n"):
+            sock = socket.create_connection(("127.0.0.1", process.port), timeout=5)
+            started = time.monotonic()
+            sock.sendall(b"POST /events/x HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 100000\r\n\r\nx")
+            answer = sock.recv(4096)
+            assert answer.split(b" ")[1] == (b"403" if auth else b"401")
+            assert time.monotonic() - started < 0.5 and sock.recv(4096) == b""  # answered at once, then closed
+            sock.close()
+        sock = socket.create_connection(("127.0.0.1", process.port), timeout=5)
+        started = time.monotonic()
+        sock.sendall(
+            b"POST /events/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: 10\r\n\r\nab"
+        )
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < time.monotonic() - started < 2.5
+        sock.close()
     finally:
         process.stop()

@@ -228,3 +228,14 @@ def test_http11_clients_still_work_on_the_tls_listener(server):
         response = client.get(server.url("tls", "/healthz"))
     assert (response.status_code, response.http_version) == (200, "HTTP/1.1")
     assert json.loads(response.text)["status"] == "ok"
+
+
+def test_a_publish_without_a_token_is_refused_on_its_stream_before_its_body(tmp_path):
+    """Over HTTP/2 a POST whose headers fail gets 401 on its stream (which is reset); the connection goes on."""
+    with _h2(tmp_path, "--heartbeat", "0") as (server, client):
+        refused = client.request("POST", "/events/z", body=b"x" * 10000)
+        client.run_until(lambda: client.streams[refused].status is not None)
+        assert client.streams[refused].status == 401
+        fine = client.request("POST", "/events/z", {"authorization": TOKEN["Authorization"]}, b"ok")
+        client.run_until(lambda: client.streams[fine].ended)
+        assert client.streams[fine].status == 200
