@@ -74,6 +74,8 @@ def test_token_from_environment(monkeypatch):
         (["--jwt-key", "k" * 32, "--jwt-cookie", "a;b"], "--jwt-cookie"),
         (["--max-stream-age", "-1"], "--max-stream-age"),
         (["--max-streams-per-ip", "-1"], "--max-streams-per-ip"),
+        (["--log-level", "chatty"], "--log-level"),
+        (["--body-timeout", "0"], "--body-timeout"),
         (["--max-channels-per-ip", "many"], "--max-channels-per-ip"),
     ],
 )

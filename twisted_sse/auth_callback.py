@@ -26,13 +26,13 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredSemaphore, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
 from twisted_sse.channel_patterns import ChannelPatterns
+from twisted_sse.logs import Logger
 
 __all__ = ["AuthCallback", "CallbackDenied", "CallbackUnavailable", "make_agent"]
 

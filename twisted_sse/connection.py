@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
+
+from twisted_sse.logs import Logger
 
 if TYPE_CHECKING:
     from twisted_sse.site import SSESite

@@ -12,13 +12,13 @@ from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_sse.block import Block
 from twisted_sse.framing import Event, encode
 from twisted_sse.history import EventKey, parse_id
 from twisted_sse.interfaces import Broker, Listener
+from twisted_sse.logs import Logger
 
 __all__ = ["Hub"]
 

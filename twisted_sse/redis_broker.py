@@ -23,13 +23,13 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_sse.envelope import unpack
 from twisted_sse.framing import Event
 from twisted_sse.history import EventKey, Missed, format_id, parse_id
 from twisted_sse.interfaces import Receiver
+from twisted_sse.logs import Logger
 from twisted_sse.redis_connection import (
     Script,
     Subscriber,

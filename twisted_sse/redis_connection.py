@@ -23,9 +23,9 @@ import txredisapi
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from twisted_sse.logs import Logger
 from twisted_sse.redis_url import RedisAddress
 
 __all__ = ["redis_endpoint", "command_factory", "subscriber_factory", "Subscriber", "Script", "run_script"]

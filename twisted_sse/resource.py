@@ -20,7 +20,6 @@ from typing import TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -32,6 +31,7 @@ from twisted_sse.history import EventKey, parse_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.lifetimes import Lifetimes
+from twisted_sse.logs import Logger
 from twisted_sse.settings import CHANNEL_RULE, MAX_CHANNELS_PER_STREAM, Settings, valid_channel
 from twisted_sse.stream import EventStream
 

@@ -15,7 +15,6 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
-from twisted.logger import Logger
 
 from twisted_sse.access import AccessPolicy
 from twisted_sse.auth_callback import AuthCallback, make_agent
@@ -23,6 +22,7 @@ from twisted_sse.heartbeat import Heartbeat
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.lifetimes import Lifetimes
+from twisted_sse.logs import Logger
 from twisted_sse.memory_broker import MemoryBroker
 from twisted_sse.resource import SSEResource
 from twisted_sse.settings import Settings, checked_publication

@@ -17,7 +17,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
@@ -26,6 +25,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from twisted_sse.connection import HTTPConnection, abort, http2_available, request_line
+from twisted_sse.logs import Logger
 
 __all__ = ["SSESite"]
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.server import Request
@@ -23,6 +22,7 @@ from twisted_sse.history import EventKey, format_id
 from twisted_sse.hub import Hub
 from twisted_sse.interfaces import Broker
 from twisted_sse.lifetimes import Lifetimes
+from twisted_sse.logs import Logger
 from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 from twisted_sse.writer import ResponseWriter, cut
 

@@ -12,12 +12,12 @@ from typing import TypeVar
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_sse.capacity import RESERVED_FILES, raise_open_files_limit
 from twisted_sse.channel_patterns import valid_pattern
 from twisted_sse.client_address import check_cidrs
+from twisted_sse.logs import LEVELS, Logger, set_level
 from twisted_sse.redis_url import parse_redis_url
 from twisted_sse.settings import Settings
 from twisted_sse.token_verifier import TokenVerifier
@@ -69,6 +69,7 @@ class Options(usage.Options):
         ],
         ["header-timeout", None, str(_DEFAULTS.header_timeout), "Seconds a client has to send its request headers."],
         ["body-timeout", None, str(_DEFAULTS.body_timeout), "Seconds a request body has to arrive after its headers."],
+        ["log-level", None, "info", "Least important twisted-sse lines logged: debug, info, warn or error."],
         ["drain-timeout", None, str(_DEFAULTS.drain_timeout), "Seconds shutdown waits for streams to close."],
         [
             "redis-timeout",
@@ -185,6 +186,8 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--public {pattern!r}: a channel name, * for any run of characters")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self["jwt-cookie"]):
             raise usage.UsageError(f"--jwt-cookie {self['jwt-cookie']!r}: a cookie name (letters, digits, _ . -)")
+        if self["log-level"] not in LEVELS:
+            raise usage.UsageError(f"--log-level {self['log-level']!r}: use one of {', '.join(LEVELS)}")
         redis_url = self["redis"] or os.environ.get("SSE_REDIS_URL") or None
         try:
             redis = parse_redis_url(redis_url) if redis_url is not None else None
@@ -242,6 +245,7 @@ def makeService(options: Options) -> MultiService:
     """Build the daemon's service from parsed options."""
     from twisted_sse.service import SSEService
 
+    set_level(options["log-level"])
     limit = raise_open_files_limit()
     room = max(limit - RESERVED_FILES, 1)
     settings = options.settings

@@ -199,3 +199,18 @@ def test_publishes_are_refused_on_their_headers_and_slow_bodies_cut(tmp_path):
         sock.close()
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize(("level", "per_channel_lines"), [("info", False), ("debug", True)])
+def test_per_channel_lines_only_at_debug(tmp_path, level, per_channel_lines):
+    """At the default --log-level the per-channel lines are not written; --log-level debug writes them."""
+    args = ("--log-level", "debug") if level == "debug" else ()
+    process = Daemon(tmp_path, *args)
+    try:
+        stream = LiveStream(process.port, "/events/quiet")
+        wait_until(lambda: "stream opened: quiet" in process.log(), timeout=5)
+        stream.close()
+        wait_until(lambda: "stream closed: quiet" in process.log(), timeout=5)
+        assert ("channel quiet subscribing" in process.log()) is per_channel_lines
+    finally:
+        process.stop()
