@@ -114,3 +114,16 @@ def test_resume_from_before_a_restart_reports_loss():
     new = Harness(clock=later)
     events = new.stream("/events/news", {"Last-Event-ID": old_id}).response().events()
     assert [e.type for e in events] == [LOST_EVENT_TYPE]
+
+
+def test_an_id_ahead_of_everything_issued_gets_the_real_position_then_live():
+    """A far-future (or forged) Last-Event-ID is told where things are (sse-lost with the broker's last id), then
+    gets live events instead of waiting for ever."""
+    harness = Harness()
+    last = _publish(harness, "news", b"old")[-1]
+    client = harness.stream("/events?channel=news&channel=other", {"Last-Event-ID": "99999999999999-0"})
+    events = client.response().events()
+    assert [(e.type, e.last_event_id) for e in events] == [(LOST_EVENT_TYPE, last)]
+    assert json.loads(events[0].data) == {"channels": ["news", "other"], "lastEventId": "99999999999999-0"}
+    _publish(harness, "news", b"live")
+    assert _data(client)[1:] == ["live"]

@@ -73,6 +73,8 @@ class Missed:
 
     lost: bool
     events: list[Event]
+    ahead: EventKey | None = None
+    """The broker's last issued id when the one asked after is beyond it (a far-future or forged id)."""
 
 
 class ChannelHistory:

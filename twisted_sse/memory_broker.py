@@ -63,6 +63,8 @@ class MemoryBroker:
         return succeed(event_id)
 
     def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
+        if after > self._ids.last:
+            return succeed(Missed(True, [], self._ids.last))
         history = self._histories.get(channel)
         if history is None:
             return succeed(Missed(after < self._ids.origin, []))

@@ -63,14 +63,14 @@ class RedisUnavailable(Exception):
 
 
 def _missed(reply: list[Any]) -> Missed:
-    """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...]}."""
-    lost, entries = reply
+    """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...], last id if the one asked is ahead, else ''}."""
+    lost, entries, ahead = reply
     events = []
     for event_id, fields in entries:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
         event = values.get(b"e")
         events.append(Event(values.get(b"d", b""), event.decode("utf-8") if event else None, event_id.decode("ascii")))
-    return Missed(bool(lost), events)
+    return Missed(bool(lost), events, parse_id(ahead.decode("ascii")) if ahead else None)
 
 
 class RedisBroker(Service):

@@ -120,10 +120,15 @@ local limit, ttl_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local first = origin(now)
 trim(channel, limit, ttl_ms, now)
+local last = redis.call('GET', KEYS[2]) or first
+if less(last, after) then
+  -- ahead of every id this Redis issued (a forged or far-future id): say where it really is
+  return {1, {}, last}
+end
 local cut = redis.call('HGET', KEYS[3], channel)
 local lost = 0
 if less(after, first) or (cut and less(after, cut)) then lost = 1 end
-return {lost, redis.call('XRANGE', KEYS[1], '(' .. after, '+')}
+return {lost, redis.call('XRANGE', KEYS[1], '(' .. after, '+'), ''}
 """
 )
 

@@ -65,6 +65,10 @@ class Replay(Generic[T]):
         for key, item in held:
             self._pass(key, item)
 
+    def rewind(self, key: EventKey) -> None:
+        """Go on after `key`: the id resumed from was beyond everything the broker issued."""
+        self.last = key
+
     def _pass(self, key: EventKey | None, item: T) -> None:
         if key is not None:
             if self.last is not None and key <= self.last:
@@ -81,12 +85,19 @@ class Gap:
     lost: list[str]
     events: list[tuple[EventKey | None, str, Event]]
     """(id key, channel, event), in publish order across the channels."""
+    ahead: EventKey | None = None
+    """The broker's last id, when `after` is beyond everything it issued."""
 
 
-def lost_event(channels: Sequence[str], after: EventKey) -> Event:
-    """The event that tells a client which channels' events after its id are gone."""
+def lost_event(channels: Sequence[str], after: EventKey, now_at: EventKey | None = None) -> Event:
+    """The event that tells a client which channels' events after its id are gone.
+
+    `now_at`: the client's id was beyond everything issued; the event carries the broker's
+    last id as its own, so the client's next `Last-Event-ID` is a real one.
+    """
     body = {"channels": list(channels), "lastEventId": format_id(after)}
-    return Event(json.dumps(body).encode("utf-8"), LOST_EVENT_TYPE)
+    event_id = format_id(now_at) if now_at is not None else None
+    return Event(json.dumps(body).encode("utf-8"), LOST_EVENT_TYPE, event_id)
 
 
 def read_missed(broker: Broker, channels: Sequence[str], after: EventKey) -> Deferred[Gap]:
@@ -100,7 +111,8 @@ def read_missed(broker: Broker, channels: Sequence[str], after: EventKey) -> Def
             for event in missed.events
         ]
         events.sort(key=lambda item: item[0] or (0, 0))
-        return Gap(after, lost, events)
+        ahead = max((missed.ahead for missed in results if missed.ahead is not None), default=None)
+        return Gap(after, lost, events, ahead)
 
     reads = [broker.history(channel, after) for channel in channels]
     return gatherResults(reads, consumeErrors=True).addCallback(merge)

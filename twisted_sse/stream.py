@@ -121,7 +121,11 @@ class EventStream:
         if self._closed:
             return
         events = [(key, event) for key, _, event in gap.events]
-        if gap.lost:
+        if gap.ahead is not None:
+            # The client's id is beyond everything issued: it would wait for ever. Tell it where things are.
+            self._replay.rewind(gap.ahead)
+            events = [(None, lost_event(self.channels, gap.after, gap.ahead))]
+        elif gap.lost:
             events.insert(0, (None, lost_event(gap.lost, gap.after)))
         self._replay.release([(key, encode(event)) for key, event in events])
 

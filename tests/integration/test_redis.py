@@ -141,3 +141,15 @@ def test_an_id_above_2_64_never_reaches_redis(daemon, redis_db):
     assert [e.data for e in stream.read(1)] == ["live"]
     assert "ERR" not in daemon.log() and "failed" not in daemon.log()
     stream.close()
+
+
+def test_an_id_ahead_of_everything_redis_issued_gets_the_real_position(daemon, redis_db):
+    """A far-future Last-Event-ID: sse-lost carrying the last id Redis issued, then live events (no starvation)."""
+    token = {"Authorization": "Bearer s3cret"}
+    last = json.loads(get(daemon.port, "/events/f", "POST", b"old", token)[2])["id"]
+    stream = LiveStream(daemon.port, "/events/f", {"Last-Event-ID": "99999999999999-0"})
+    lost = stream.read(1)[0]
+    assert (lost.type, lost.last_event_id) == ("sse-lost", last)
+    get(daemon.port, "/events/f", "POST", b"live", token)
+    assert stream.read(2)[1].data == "live"
+    stream.close()
