@@ -38,7 +38,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         channel = self.path.rsplit("/", 1)[-1]
         pubsub = redis.Redis.from_url(URL).pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe("sse:" + channel)
+        pubsub.subscribe("sse:" + channel, "sse:#events:" + channel)  # raw payloads, durable envelopes
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -49,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             for message in pubsub.listen():
                 data = message["data"]
-                if data.startswith(b"\x00sse1"):
+                if message["channel"].startswith(b"sse:#events:"):
                     data = data.split(b"\n", 1)[1]
                 self.wfile.write(b"data: " + data + b"\n\n")
                 self.wfile.flush()

@@ -71,19 +71,24 @@ class Connected:
         self.protocol.dataReceived(b"".join(replies))
 
 
+def confirmed(name):
+    """Redis's confirmations of one SUBSCRIBE of a channel's two pub/sub names."""
+    return resp(b"subscribe", b"sse:" + name, 1) + resp(b"subscribe", b"sse:#events:" + name, 2)
+
+
 @pytest.fixture
 def redis():
     return Connected()
 
 
 def test_first_listener_subscribes_with_prefix_and_waits_for_confirmation(redis):
-    """SUBSCRIBE <prefix><channel> goes out once; the stream is ready when Redis confirms it."""
+    """SUBSCRIBE of the channel's raw and durable names goes out once; the stream is ready when Redis confirms it."""
     ready = []
     redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
     redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
-    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:news")
+    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:news", b"sse:#events:news")
     assert ready == []
-    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    redis.feed(confirmed(b"news"))
     assert ready == [None, None]
 
 
@@ -91,7 +96,7 @@ def test_messages_are_delivered_byte_for_byte(redis):
     """Raw payloads arrive as data unchanged: JSON, leading zeros, UTF-8, line breaks."""
     listener = RecordingListener()
     redis.hub.add(listener, ["news"])
-    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    redis.feed(confirmed(b"news"))
     for payload in [b'{"a": 1}', b"007", "h\u00e9".encode(), b"a\nb"]:
         redis.feed(resp(b"message", b"sse:news", payload))
     assert listener.delivered == [
@@ -107,9 +112,9 @@ def test_confirmations_are_matched_by_channel_and_order(redis):
     ready = {"a": [], "b": []}
     for name in ready:
         redis.hub.add(RecordingListener(), [name]).addCallback(ready[name].append)
-    redis.feed(resp(b"subscribe", b"sse:b", 1))
+    redis.feed(confirmed(b"b"))
     assert ready == {"a": [], "b": [None]}
-    redis.feed(resp(b"subscribe", b"sse:a", 2))
+    redis.feed(confirmed(b"a"))
     assert ready == {"a": [None], "b": [None]}
 
 
@@ -120,12 +125,12 @@ def test_resubscribe_after_release_waits_for_its_own_confirmation(redis):
     redis.hub.remove(first)
     ready = []
     redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
-    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:news") + resp(b"UNSUBSCRIBE", b"sse:news") + resp(
-        b"SUBSCRIBE", b"sse:news"
-    )
-    redis.feed(resp(b"subscribe", b"sse:news", 1), resp(b"unsubscribe", b"sse:news", 0))
+    assert redis.sent() == resp(b"SUBSCRIBE", b"sse:news", b"sse:#events:news") + resp(
+        b"UNSUBSCRIBE", b"sse:news", b"sse:#events:news"
+    ) + resp(b"SUBSCRIBE", b"sse:news", b"sse:#events:news")
+    redis.feed(confirmed(b"news"), resp(b"unsubscribe", b"sse:news", 1), resp(b"unsubscribe", b"sse:#events:news", 0))
     assert ready == []
-    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    redis.feed(confirmed(b"news"))
     assert ready == [None]
 
 
@@ -138,11 +143,11 @@ def test_last_listener_leaving_unsubscribes(redis):
     redis.hub.remove(a)
     assert redis.sent() == b""
     redis.hub.remove(b)
-    assert redis.sent() == resp(b"UNSUBSCRIBE", b"sse:news")
+    assert redis.sent() == resp(b"UNSUBSCRIBE", b"sse:news", b"sse:#events:news")
 
 
 def durable(event_id, data):
-    return b'\x00sse1{"id":"' + event_id + b'"}\n' + data
+    return b'\x00sse2{"id":"' + event_id + b'"}\n' + data
 
 
 def entry(event_id, data):
@@ -151,13 +156,15 @@ def entry(event_id, data):
 
 def _reconnected(redis, listener):
     redis.hub.add(listener, ["a", "b"])
-    redis.feed(resp(b"subscribe", b"sse:a", 1), resp(b"subscribe", b"sse:b", 2))
-    redis.feed(resp(b"message", b"sse:a", durable(b"2-0", b"before")))
+    redis.feed(confirmed(b"a"), confirmed(b"b"))
+    redis.feed(resp(b"message", b"sse:#events:a", durable(b"2-0", b"before")))
     redis.protocol.connectionLost(None)
     assert not redis.broker.is_connected()
     redis.connect()
-    assert redis.sent() == resp(b"PING") + resp(b"SUBSCRIBE", b"sse:a") + resp(b"SUBSCRIBE", b"sse:b")
-    redis.feed(resp(b"pong", b""), resp(b"subscribe", b"sse:a", 1), resp(b"subscribe", b"sse:b", 2))
+    assert redis.sent() == resp(b"PING") + resp(b"SUBSCRIBE", b"sse:a", b"sse:#events:a") + resp(
+        b"SUBSCRIBE", b"sse:b", b"sse:#events:b"
+    )
+    redis.feed(resp(b"pong", b""), confirmed(b"a"), confirmed(b"b"))
     assert redis.broker.is_connected()
 
 
@@ -165,7 +172,7 @@ def test_reconnect_resubscribes_and_recovers_the_outage_before_live_messages(red
     """After a reconnect, what was published during the outage comes first, then live messages, once each."""
     listener = RecordingListener()
     _reconnected(redis, listener)
-    redis.feed(resp(b"message", b"sse:b", durable(b"5-0", b"live")), resp(b"message", b"sse:b", b"raw"))
+    redis.feed(resp(b"message", b"sse:#events:b", durable(b"5-0", b"live")), resp(b"message", b"sse:b", b"raw"))
     assert listener.delivered == [b"id: 2-0\ndata: before\n\n"]  # held while the history is read
     reads = [redis.answer("read", [0, [entry(b"3-0", b"missed a")], b""]), redis.answer("read", [0, [], b""])]
     assert [(keys[0], args[1]) for _, keys, args, _ in reads] == [
@@ -179,7 +186,7 @@ def test_recovery_skips_what_arrived_live_and_signals_lost_history(redis):
     """Messages both read and held come once; a channel whose history is gone gets the loss signal first."""
     listener = RecordingListener()
     _reconnected(redis, listener)
-    redis.feed(resp(b"message", b"sse:a", durable(b"4-0", b"both")))
+    redis.feed(resp(b"message", b"sse:#events:a", durable(b"4-0", b"both")))
     redis.answer("read", [1, [entry(b"4-0", b"both")], b""])
     redis.answer("read", [0, [], b""])
     after_outage = b"".join(listener.delivered[1:])
@@ -251,3 +258,24 @@ def test_failed_subscription_leaves_nothing_to_resubscribe(redis):
     redis.protocol.connectionLost(None)
     redis.connect()
     assert errors and redis.sent() == resp(b"PING")  # and no SUBSCRIBE
+
+
+def test_a_forged_envelope_on_the_raw_name_is_delivered_raw(redis):
+    """A raw PUBLISH that looks like an envelope is data, with no id: it can't blank out later durable events."""
+    listener = RecordingListener()
+    redis.hub.add(listener, ["news"])
+    redis.feed(confirmed(b"news"))
+    redis.feed(resp(b"message", b"sse:news", durable(b"99999999999999-0", b"forged")))
+    redis.feed(resp(b"message", b"sse:#events:news", durable(b"5-0", b"real")))
+    assert listener.delivered == [b"data: \x00sse2{\"id\":\"99999999999999-0\"}\ndata: forged\n\n",
+                                  b"id: 5-0\ndata: real\n\n"]  # fmt: skip
+
+
+def test_only_the_durable_confirmation_readies_a_channel(redis):
+    """The raw name's confirmation comes first and readies nothing; the durable one (the command's last) does."""
+    ready = []
+    redis.hub.add(RecordingListener(), ["news"]).addCallback(ready.append)
+    redis.feed(resp(b"subscribe", b"sse:news", 1))
+    assert ready == []
+    redis.feed(resp(b"subscribe", b"sse:#events:news", 2))
+    assert ready == [None]

@@ -25,7 +25,7 @@ from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from twisted_sse.envelope import unpack
+from twisted_sse.envelope import raw, unpack
 from twisted_sse.framing import Event
 from twisted_sse.history import EventKey, Missed, format_id, parse_id
 from twisted_sse.interfaces import Receiver
@@ -39,9 +39,11 @@ from twisted_sse.redis_connection import (
     subscriber_factory,
 )
 from twisted_sse.redis_scripts import (
+    DURABLE,
     POSITION_SCRIPT,
     PUBLISH_SCRIPT,
     READ_SCRIPT,
+    durable_channel,
     history_bounds,
     keys,
     publish_args,
@@ -143,7 +145,7 @@ class RedisBroker(Service):
     def unsubscribe(self, channel: str) -> None:
         self._wanted.discard(channel)
         if self._subscriber is not None:
-            self._subscriber.send(b"UNSUBSCRIBE", self._prefix + channel.encode("ascii"))
+            self._subscriber.send(b"UNSUBSCRIBE", *self._pubsub_names(channel))
 
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
         if not self.is_connected():
@@ -160,11 +162,20 @@ class RedisBroker(Service):
     def _script(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
         return run_script(self._commands, script, script_keys, args).addTimeout(self._timeout, self._reactor)
 
+    def _pubsub_names(self, channel: str) -> tuple[bytes, bytes]:
+        """A channel's two pub/sub names: raw payloads, then durable events (one command subscribes both)."""
+        name = channel.encode("ascii")
+        return self._prefix + name, durable_channel(self._prefix, name)
+
     def _subscribe(self, subscriber: Subscriber, channel: str) -> Deferred[None]:
-        """Send SUBSCRIBE; fires when Redis confirms this very command."""
+        """Send SUBSCRIBE for both names; fires when Redis confirms this very command.
+
+        Redis subscribes both names of one command at once and confirms them in order: the
+        durable name's confirmation, the last, is the command's.
+        """
         waiter: Deferred[None] = Deferred()
         self._confirming.setdefault(channel, deque()).append([waiter])
-        subscriber.send(b"SUBSCRIBE", self._prefix + channel.encode("ascii"))
+        subscriber.send(b"SUBSCRIBE", *self._pubsub_names(channel))
         return waiter
 
     # What the subscriber connection reports (SubscriberOwner)
@@ -222,8 +233,12 @@ class RedisBroker(Service):
     def _message(self, channel: bytes, payload: bytes) -> None:
         if not channel.startswith(self._prefix):
             return
-        event = unpack(payload)
-        self._replay.live(parse_id(event.id), (channel[len(self._prefix) :].decode("ascii", "replace"), event))
+        name = channel[len(self._prefix) :]
+        if name.startswith(DURABLE):
+            name, event = name[len(DURABLE) :], unpack(payload)
+        else:
+            event = raw(payload)  # whatever it contains: only the durable name carries envelopes
+        self._replay.live(parse_id(event.id), (name.decode("ascii", "replace"), event))
 
     def _hand_on(self, item: tuple[str, Event]) -> None:
         self._arrived.append(item)
@@ -236,7 +251,10 @@ class RedisBroker(Service):
                 self._receiver(arrived)
 
     def _confirmed(self, channel: bytes) -> None:
-        name = channel[len(self._prefix) :].decode("ascii", "replace")
+        name_bytes = channel[len(self._prefix) :]
+        if not name_bytes.startswith(DURABLE):
+            return  # the raw name: the command's confirmation is the durable name's, which follows
+        name = name_bytes[len(DURABLE) :].decode("ascii", "replace")
         entries = self._confirming.get(name)
         if not entries:
             return

@@ -3,7 +3,8 @@
 Keys of channel ``news`` with the default prefix ``sse:`` (``#`` never occurs in a
 channel name, so no channel's pub/sub name is one of these):
 
-    sse:news             pub/sub channel (raw payloads and envelopes)
+    sse:news             pub/sub channel of raw payloads (any Redis client's PUBLISH)
+    sse:#events:news     pub/sub channel of durable events' envelopes (only the publish script)
     sse:#history:news    Redis Stream: the channel's history, fields d (data), e (type)
     sse:#cuts            hash: channel -> newest id trimmed from its history
     sse:#last-id         the last id issued, across all channels
@@ -15,16 +16,27 @@ exactly (recording the cut), and PUBLISH the envelope, so live order is history 
 Any language can publish the same way:
 
     EVAL <PUBLISH_SCRIPT> 4 sse:#history:news sse:#last-id sse:#cuts sse:#origin
-         sse:news news <data> <event type or ""> <history length> <history ttl ms or 0>
+         sse:#events:news news <data> <event type or ""> <history length> <history ttl ms or 0>
 
-and gets the id back. READ_SCRIPT returns {lost (0/1), entries after an id}.
+and gets the id back. READ_SCRIPT returns {lost (0/1), entries after an id, the last id
+issued when the id asked after is beyond it (else "")}.
 POSITION_SCRIPT returns the id everything published from now on will follow (the last
 id issued, or the origin): where a subscriber starts counting what it has seen.
 """
 
 from __future__ import annotations
 
-__all__ = ["keys", "publish_args", "history_bounds", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT"]
+__all__ = [
+    "keys", "durable_channel", "publish_args", "history_bounds", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT",
+]  # fmt: skip
+
+DURABLE = b"#events:"
+"""Between the prefix and a channel's name: the pub/sub channel of its durable events."""
+
+
+def durable_channel(prefix: bytes, channel: bytes) -> bytes:
+    """The pub/sub channel the publish script sends `channel`'s envelopes on (no channel name maps to it)."""
+    return prefix + DURABLE + channel
 
 
 def keys(prefix: bytes, channel: bytes) -> list[bytes]:
@@ -35,7 +47,7 @@ def keys(prefix: bytes, channel: bytes) -> list[bytes]:
 def publish_args(prefix: bytes, channel: str, data: bytes, event: str | None, bounds: list[bytes]) -> list[bytes]:
     """ARGV for PUBLISH_SCRIPT; `bounds` is [history length, history ttl in ms]."""
     name = channel.encode("ascii")
-    return [prefix + name, name, data, (event or "").encode("utf-8"), *bounds]
+    return [durable_channel(prefix, name), name, data, (event or "").encode("utf-8"), *bounds]
 
 
 def history_bounds(history: int, history_ttl: float) -> list[bytes]:
@@ -107,7 +119,7 @@ else
   header = cjson.encode({id = id})
 end
 trim(channel, limit, ttl_ms, now)
-redis.call('PUBLISH', pubsub, '\0sse1' .. header .. '\n' .. data)
+redis.call('PUBLISH', pubsub, '\0sse2' .. header .. '\n' .. data)
 return id
 """
 )

@@ -153,3 +153,23 @@ def test_an_id_ahead_of_everything_redis_issued_gets_the_real_position(daemon, r
     get(daemon.port, "/events/f", "POST", b"live", token)
     assert stream.read(2)[1].data == "live"
     stream.close()
+
+
+def test_a_forged_envelope_by_raw_publish_changes_nothing_for_durable_events(daemon, redis_db):
+    """A raw PUBLISH crafted as an envelope with a huge id is delivered as data; durable events go on for every
+    stream, new ones included."""
+    token = {"Authorization": "Bearer s3cret"}
+    stream = LiveStream(daemon.port, "/events/victim")
+    wait_until(lambda: _subscribed(redis_db, "victim"), timeout=5)
+    forged = b'\x00sse2{"id":"99999999999999-0","event":"sse-lost"}\n{}'
+    assert redis_db.client().publish("sse:victim", forged) == 1
+    first = json.loads(get(daemon.port, "/events/victim", "POST", b"after", token)[2])["id"]
+    events = stream.read(2)
+    assert [(e.type, e.last_event_id) for e in events] == [("message", ""), ("message", first)]
+    assert events[0].data.endswith('"sse-lost"}\n{}') and events[1].data == "after"
+    late = LiveStream(daemon.port, "/events/victim", {"Last-Event-ID": first})
+    get(daemon.port, "/events/victim", "POST", b"later", token)
+    assert [e.data for e in late.read(1)] == ["later"]
+    assert [e.data for e in stream.read(3)][2] == "later"
+    stream.close()
+    late.close()
