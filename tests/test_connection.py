@@ -137,3 +137,22 @@ def test_request_line_on_http2_streams():
     connection.dataReceived(client.data_to_send())
     request = connection.channel.streams[stream_id]._request
     assert request_line(request) == (b"POST", b"/events/y")
+
+
+def test_http2_publish_whose_length_comes_before_its_token_is_screened_on_all_headers():
+    """HTTP/2 reads content-length while it still adds headers: the token after it still counts."""
+    harness = Harness()
+    listener = harness.stream("/events/x")
+    connection, transport = _connect(harness, b"h2")
+    client = _h2_client()
+    stream_id = client.get_next_available_stream_id()
+    client.send_headers(stream_id, [(":method", "POST"), (":path", "/events/x"), (":scheme", "https"),
+                                    (":authority", "localhost"), ("content-length", "2"),
+                                    ("authorization", "Bearer secret")])  # fmt: skip
+    client.send_data(stream_id, b"hi", end_stream=True)
+    connection.dataReceived(client.data_to_send())
+    harness.clock.advance(0)
+    statuses = [dict(e.headers)[":status"] for e in client.receive_data(transport.value())
+                if isinstance(e, h2.events.ResponseReceived)]  # fmt: skip
+    assert statuses == ["200"]
+    assert [e.data for e in listener.response().events()] == ["hi"]

@@ -45,6 +45,7 @@ class _LimitedRequest(Request):
     _refused = False
     _body_size = 0
     _gone = False
+    _unscreened = False
     _body_deadline: IDelayedCall | None = None
 
     @property
@@ -56,15 +57,26 @@ class _LimitedRequest(Request):
         if length is not None and length > site.max_body:
             self._refuse((413, b"Payload Too Large", f"the body is larger than {site.max_body} bytes"))
         else:
-            line = request_line(self)
-            refusal = site.screen(self, *line) if line is not None and site.screen is not None else None
-            if refusal is not None:
-                self._refuse(refusal)
-            elif length is None or length > 0:
+            if isinstance(self.channel, HTTPChannel):
+                self._screen()  # every header is in
+            else:
+                self._unscreened = True  # HTTP/2 reads the length while it still adds headers: screen at the body
+            if not self._refused and (length is None or length > 0):
                 self._body_deadline = site.reactor.callLater(site.body_timeout, self._body_too_slow)
         super().gotLength(0 if self._refused else length)
 
+    def _screen(self) -> None:
+        """Refuse now if the headers alone say no (the site's `screen`)."""
+        self._unscreened = False
+        site = self._site
+        line = request_line(self)
+        refusal = site.screen(self, *line) if line is not None and site.screen is not None else None
+        if refusal is not None:
+            self._refuse(refusal)
+
     def handleContentChunk(self, data: bytes) -> None:
+        if self._unscreened:
+            self._screen()
         if self._refused:
             return
         self._body_size += len(data)
@@ -74,6 +86,8 @@ class _LimitedRequest(Request):
             super().handleContentChunk(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._unscreened:
+            self._screen()
         self._stop_body_deadline()
         super().requestReceived(command, path, version)
 
