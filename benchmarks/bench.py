@@ -70,8 +70,9 @@ class Server:
         self.kind = kind
         if kind == "twisted-sse":
             # Every load-generator connection comes from 127.0.0.1: no per-address limits here.
-            self.daemon = Daemon(workdir, "--publish-token", TOKEN, "--heartbeat", "15", "--max-streams-per-ip", "0",
-                                 "--max-channels-per-ip", "0", *extra, redis_url=redis.url)  # fmt: skip
+            unlimited = ("--max-streams-per-ip", "0", "--max-channels-per-ip", "0", "--max-pending", "1000000")
+            self.daemon = Daemon(workdir, "--publish-token", TOKEN, "--heartbeat", "15", *unlimited, *extra,
+                                 redis_url=redis.url)  # fmt: skip
             self.port, self.pid = self.daemon.port, self.daemon.process.pid
             self.process = self.daemon.process
         else:

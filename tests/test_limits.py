@@ -261,3 +261,16 @@ class TestBodies:
         response = harness.publish("a", b"whole")
         assert response.status == 200
         assert [c for c in harness.clock.getDelayedCalls() if "_body_too_slow" in repr(c.func)] == []
+
+
+def test_past_max_pending_the_oldest_connection_that_is_no_stream_is_cut():
+    """Idle or slow connections can't take every descriptor: the oldest non-stream one goes; streams stay."""
+    harness = Harness(max_pending=2)
+    stream = harness.stream("/events/a")
+    idle = [Client(harness.site) for _ in range(2)]
+    assert not any(c.transport.disconnecting for c in idle)
+    answer = harness.request("GET", "/healthz")  # a third non-stream connection: the oldest idle one is cut
+    assert answer.status == 200
+    assert [c.transport.disconnecting for c in idle] == [True, False]
+    assert not stream.transport.disconnecting
+    assert harness.service.hub.counters["connections_cut_pending"] == 1

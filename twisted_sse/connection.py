@@ -93,8 +93,8 @@ class HTTPConnection(Protocol):
         self._deadline: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
-        self.site.connections.add(self)
         self.arm()
+        self.site.admit(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self.channel is None:
@@ -113,6 +113,17 @@ class HTTPConnection(Protocol):
             self.channel.loseConnection()
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]
+
+    @property
+    def pending(self) -> bool:
+        """True while this connection carries no stream: no request yet, or one that hasn't started streaming."""
+        channel = self.channel
+        if channel is None:
+            return True
+        if isinstance(channel, HTTPChannel):
+            head = channel.requests[0] if channel.requests else None
+            return head is None or not head.startedWriting or bool(head.finished)
+        return not channel.streams
 
     @property
     def protocol(self) -> bytes:

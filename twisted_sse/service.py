@@ -71,6 +71,9 @@ class SSEService(MultiService):
             settings.body_timeout,
             self.resource.screen,
         )
+        self.site.max_pending = settings.max_pending
+        self.site.streams_open = lambda: self.hub.streams_open
+        self.site.counters = self.hub.counters
         self._listening = MultiService()
         for description in settings.listen:
             strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)

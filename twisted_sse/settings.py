@@ -52,6 +52,9 @@ class Settings:
     """Bytes held for one slow client before it is disconnected."""
     max_connections: int = 0
     """Streams open at once; past it a stream gets retry: and a close. 0: no limit."""
+    max_pending: int = 0
+    """Connections that are not streams held at once (past it the oldest is cut); 0: no bound.
+    `twistd sse` sets it from the open-files limit when not given."""
     body_timeout: float = 10.0
     """Seconds a request body has to arrive once its headers are in."""
     header_timeout: float = 10.0

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -181,7 +182,12 @@ class SSESite(Site):
         self.body_timeout = body_timeout
         self.screen = screen
         self.displayTracebacks = False
-        self.connections: set[HTTPConnection] = set()
+        self.connections: dict[HTTPConnection, None] = {}
+        """Open connections, oldest first."""
+        self.max_pending = 0
+        """Connections that are not streams (yet) held at once; past it the oldest is cut. 0: no bound."""
+        self.streams_open: Callable[[], int] = lambda: 0
+        self.counters: Counter[str] = Counter()
         self._all_closed: Deferred[None] | None = None
         self._reactor = reactor
 
@@ -203,13 +209,24 @@ class SSESite(Site):
         timer = self._reactor.callLater(timeout, self._abort_all, timeout)
         return self._all_closed.addCallback(lambda _: timer.cancel() if timer.active() else None)
 
+    def admit(self, connection: HTTPConnection) -> None:
+        """A connection arrived. Past `max_pending` connections that are not streams, the oldest of them is cut:
+        slow or idle clients can't take every descriptor, and quick requests (a new stream, /healthz) still get in."""
+        self.connections[connection] = None
+        if not self.max_pending or len(self.connections) - self.streams_open() <= self.max_pending:
+            return
+        oldest = next((c for c in self.connections if c.pending), connection)
+        self.counters["connections_cut_pending"] += 1
+        _log.info("more than {limit} connections are not streams: cutting the oldest", limit=self.max_pending)
+        abort(oldest.transport)
+
     def acceptableProtocols(self) -> list[bytes]:
         """What TLS offers by ALPN: HTTP/2 when Twisted can speak it, and HTTP/1.1."""
         return [b"h2", b"http/1.1"] if http2_available() else [b"http/1.1"]
 
     def forget(self, channel: HTTPConnection) -> None:
         """A connection has closed."""
-        self.connections.discard(channel)
+        self.connections.pop(channel, None)
         if not self.connections and self._all_closed is not None:
             waiting, self._all_closed = self._all_closed, None
             waiting.callback(None)

@@ -68,6 +68,13 @@ class Options(usage.Options):
             "Streams open at once; past it a stream gets retry: and a close. 0 = what the open-files limit allows.",
         ],
         ["header-timeout", None, str(_DEFAULTS.header_timeout), "Seconds a client has to send its request headers."],
+        [
+            "max-pending",
+            None,
+            "0",
+            "Connections that are not streams (yet) held at once; past it the oldest is cut. "
+            "0 = a tenth of what the open-files limit allows.",
+        ],
         ["body-timeout", None, str(_DEFAULTS.body_timeout), "Seconds a request body has to arrive after its headers."],
         ["log-level", None, "info", "Least important twisted-sse lines logged: debug, info, warn or error."],
         ["drain-timeout", None, str(_DEFAULTS.drain_timeout), "Seconds shutdown waits for streams to close."],
@@ -224,6 +231,7 @@ class Options(usage.Options):
             max_connections=_number(self, "max-connections", int, 0),
             header_timeout=_number(self, "header-timeout", float, 0.1),
             body_timeout=_number(self, "body-timeout", float, 0.1),
+            max_pending=_number(self, "max-pending", int, 0),
             drain_timeout=_number(self, "drain-timeout", float, 0.0),
             redis_timeout=_number(self, "redis-timeout", float, 0.1),
         )
@@ -249,13 +257,18 @@ def makeService(options: Options) -> MultiService:
     limit = raise_open_files_limit()
     room = max(limit - RESERVED_FILES, 1)
     settings = options.settings
+    pending = max(min(64, room // 2), room // 10, 1)  # a tenth of the room for connections that are not streams
+    if not settings.max_pending:
+        settings = replace(settings, max_pending=pending)
     if not settings.max_connections:
-        settings = replace(settings, max_connections=room)
+        settings = replace(settings, max_connections=max(room - pending, 1))
     _log.info(
-        "open-files limit {limit}: room for about {room} streams; serving at most {most}",
+        "open-files limit {limit}: room for about {room} connections; serving at most {most} streams "
+        "and {pending} connections that are not streams",
         limit=limit,
         room=room,
         most=settings.max_connections,
+        pending=settings.max_pending,
     )
     _tune_garbage_collector()
     return SSEService(settings)

@@ -68,7 +68,8 @@ def app():
 @pytest.fixture
 def daemon(tmp_path, app):
     process = Daemon(tmp_path, "--publish-token", "static", "--auth-url", f"http://127.0.0.1:{app.server_port}/auth",
-                     "--auth-timeout", "1", "--public", "news", "--max-streams-per-ip", "0")  # fmt: skip
+                     "--auth-timeout", "1", "--public", "news", "--max-streams-per-ip", "0",
+                     "--max-pending", "100000")  # fmt: skip
     yield process
     process.stop()
     assert "Unhandled" not in process.log() and "Traceback" not in process.log()

@@ -66,7 +66,7 @@ def test_generated_token_is_logged_with_a_curl_line(tmp_path):
         assert get(process.port, "/events/news", "POST", b"x", {"Authorization": "Bearer nope"})[0] == 403
         assert get(process.port, "/events/news", "POST", b"x", {"Authorization": f"Bearer {token}"})[0] == 200
         assert "in-process broker (no Redis)" in process.log()
-        assert re.search(r"room for about \d+ streams", process.log())
+        assert re.search(r"room for about \d+ connections", process.log())
     finally:
         process.stop()
 
@@ -212,5 +212,31 @@ def test_per_channel_lines_only_at_debug(tmp_path, level, per_channel_lines):
         stream.close()
         wait_until(lambda: "stream closed: quiet" in process.log(), timeout=5)
         assert ("channel quiet subscribing" in process.log()) is per_channel_lines
+    finally:
+        process.stop()
+
+
+def test_idle_connections_past_max_pending_make_room_for_new_requests(tmp_path):
+    """--max-pending 3 with 6 idle connections open: the oldest are cut, /healthz and a stream still work."""
+    process = Daemon(tmp_path, "--max-pending", "3", "--publish-token", "t")
+    try:
+        stream = LiveStream(process.port, "/events/kept")
+        idle = [socket.create_connection(("127.0.0.1", process.port), timeout=5) for _ in range(6)]
+        time.sleep(0.3)
+        assert health(process.port)["streams"] == 1
+        cut = 0
+        for sock in idle[:3]:
+            sock.settimeout(2)
+            try:
+                cut += sock.recv(1) == b""
+            except (ConnectionResetError, TimeoutError):
+                cut += 1
+        assert cut == 3
+        assert get(process.port, "/events/kept", "POST", b"still", {"Authorization": "Bearer t"})[0] == 200
+        assert stream.read(1)[0].data == "still"
+        assert "connections_cut_pending" in health(process.port)["counters"]
+        stream.close()
+        for sock in idle:
+            sock.close()
     finally:
         process.stop()

@@ -16,6 +16,7 @@ def setup(request, tmp_path):
     """A daemon on the in-process broker, or on the session's redis-server."""
     redis = request.getfixturevalue("redis_db") if request.param == "redis" else None
     daemon = Daemon(tmp_path, "--publish-token", "s3cret", "--max-streams-per-ip", "0", "--max-channels-per-ip", "0",
+                    "--max-pending", "100000",
                     redis_url=redis.url if redis else None)  # fmt: skip  # every client is 127.0.0.1
     yield daemon, redis
     daemon.stop()
