@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -312,6 +313,50 @@ def auth_cost(binary, workdir, redis, seconds, concurrency=32):
     return results
 
 
+def _probe_lag(port, stop, samples):
+    """Time /healthz round trips every 10 ms until `stop` is set: the reactor's stalls show as slow answers."""
+    while not stop.is_set():
+        started = time.monotonic()
+        get(port, "/healthz")
+        samples.append(time.monotonic() - started)
+        time.sleep(0.01)
+
+
+def reactor_lag(binary, workdir, redis, streams, channels_per_stream):
+    """The longest /healthz answer while `streams` streams of `channels_per_stream` channels open, then all leave."""
+    server = Server("twisted-sse", workdir, redis)
+    try:
+        request = (b"GET /events?" + b"&".join(b"channel=c%d" % i for i in range(channels_per_stream))
+                   + b" HTTP/1.1\r\nHost: x\r\n\r\n")  # fmt: skip
+        result = {"streams": streams, "channels_per_stream": channels_per_stream}
+        for phase in ("open", "release"):
+            stop, samples = threading.Event(), []
+            probe = threading.Thread(target=_probe_lag, args=(server.port, stop, samples))
+            probe.start()
+            time.sleep(0.2)
+            started = time.monotonic()
+            if phase == "open":
+                socks = []
+                for _ in range(streams):
+                    sock = socket.create_connection(("127.0.0.1", server.port))
+                    sock.sendall(request)
+                    socks.append(sock)
+                wait_until(lambda: json.loads(get(server.port, "/healthz")[2])["streams"] >= streams, timeout=120)
+            else:
+                for sock in socks:
+                    sock.close()
+                wait_until(lambda: json.loads(get(server.port, "/healthz")[2])["streams"] == 0, timeout=120)
+            took = time.monotonic() - started
+            time.sleep(0.2)
+            stop.set()
+            probe.join()
+            result[phase] = {"seconds": round(took, 2), "max_healthz_ms": round(1000 * max(samples), 1),
+                             "p50_healthz_ms": round(1000 * statistics.median(samples), 1)}  # fmt: skip
+        return result
+    finally:
+        server.stop()
+
+
 def idle(binary, kind, workdir, redis, streams, settle=2.0):
     """RSS per idle stream with `streams` open, and the Redis connections they cost."""
     server = Server(kind, workdir, redis)
@@ -421,6 +466,7 @@ PLANS = {
         "churn": [500, 1000, 1500],
         "transports": [(1000, 10)],
         "auth_seconds": 10,
+        "lag": [(1000, 64)],
         "fanout_seconds": 10,
         "churn_seconds": 10,
         "publish_seconds": 10,
@@ -432,6 +478,7 @@ PLANS = {
         "churn": [50],
         "transports": [(20, 10)],
         "auth_seconds": 1,
+        "lag": [(20, 8)],
         "fanout_seconds": 2,
         "churn_seconds": 2,
         "publish_seconds": 2,
@@ -450,8 +497,8 @@ def _streams_by_rate(text: str) -> tuple[int, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*",
-                        default=["idle", "fanout", "transports", "auth", "churn", "publish", "baseline"],
-                        help="idle fanout transports auth churn publish baseline (default: all)")  # fmt: skip
+                        default=["idle", "fanout", "transports", "lag", "auth", "churn", "publish", "baseline"],
+                        help="idle fanout transports lag auth churn publish baseline (default: all)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -487,6 +534,9 @@ def main(argv=None) -> int:
             for subs, rate in plan["transports"]:
                 for shape in ["h1-tcp", *H2LOAD_SHAPES]:
                     record("transports", fanout_over, binary, shape, workdir, redis, subs, rate, plan["fanout_seconds"])
+        if "lag" in args.scenarios:
+            for streams, channels in plan["lag"]:
+                record("lag", reactor_lag, binary, workdir, redis, streams, channels)
         if "auth" in args.scenarios:
             record("auth", auth_cost, binary, workdir, redis, plan["auth_seconds"])
         if "churn" in args.scenarios:

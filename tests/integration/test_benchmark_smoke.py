@@ -14,8 +14,9 @@ def test_benchmark_smoke_run(tmp_path):
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"idle", "fanout", "transports", "auth", "churn", "publish_http", "publish_python",
-                            "baseline_idle", "baseline_fanout", "baseline_churn"}  # fmt: skip
+    assert set(results) == {"idle", "fanout", "transports", "lag", "auth", "churn", "publish_http",
+                            "publish_python", "baseline_idle", "baseline_fanout", "baseline_churn"}  # fmt: skip
+    assert results["lag"][0]["open"]["max_healthz_ms"] > 0 and results["lag"][0]["release"]["seconds"] >= 0
     auth = results["auth"][0]
     assert all(auth[mode]["streams_opened_per_s"] > 0 for mode in ("public", "callback-warm", "callback-cold"))
     assert results["fanout"][0]["delivered_ratio"] == 1.0 and results["fanout"][0]["lost_seq_gaps"] == 0
