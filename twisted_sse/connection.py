@@ -27,7 +27,7 @@ from twisted_sse.logs import Logger
 if TYPE_CHECKING:
     from twisted_sse.site import SSESite
 
-__all__ = ["HTTPConnection", "abort", "http2_available", "request_line"]
+__all__ = ["HTTPConnection", "abort", "http2_available", "request_line", "write_raw_answer"]
 
 _log = Logger()
 
@@ -68,6 +68,15 @@ def request_line(request: Request) -> tuple[bytes, bytes] | None:
     else:
         method, path = getattr(channel, "command", None), getattr(channel, "path", None)
     return (method, path) if isinstance(method, bytes) and isinstance(path, bytes) else None
+
+
+def write_raw_answer(transport: Any, status: bytes, message: bytes, extra_headers: bytes = b"") -> None:
+    """A complete HTTP/1.1 plain-text answer written straight to `transport`, announcing the close that follows:
+    for refusals Twisted's request machinery can't give (its request isn't built, or is still reading)."""
+    transport.write(
+        b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n%sConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (status, extra_headers, len(message), message)
+    )
 
 
 def abort(transport: Any) -> None:
@@ -207,11 +216,7 @@ class _GuardedChannel(HTTPChannel):
         # Twisted just closes the connection; say why first.
         on_request_line = getattr(self, "_HTTPChannel__first_line", 0)
         status = b"414 URI Too Long" if on_request_line else b"431 Request Header Fields Too Large"
-        message = b"request line or header longer than %d bytes\n" % self.MAX_LENGTH
-        self.transport.write(  # type: ignore[union-attr]
-            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (status, len(message), message)
-        )
+        write_raw_answer(self.transport, status, b"request line or header longer than %d bytes\n" % self.MAX_LENGTH)
         self.loseConnection()
 
 

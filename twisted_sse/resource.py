@@ -150,10 +150,14 @@ class _Surface:
         try:
             return decide()
         except Denied as denied:
-            self.hub.counters[f"refused_{denied.reason}"] += 1
-            if denied.code == 401:
-                request.setHeader(b"www-authenticate", b'Bearer realm="twisted-sse"')
-            raise _Refused(denied.code, denied.message) from None
+            raise self.refusal(request, denied) from None
+
+    def refusal(self, request: Request, denied: Denied) -> _Refused:
+        """The answer to a denial (401 with its challenge, or 403), counted by reason."""
+        self.hub.counters[f"refused_{denied.reason}"] += 1
+        if denied.code == 401:
+            request.setHeader(b"www-authenticate", b'Bearer realm="twisted-sse"')
+        return _Refused(denied.code, denied.message)
 
     def stream_ends_at(self, expires: float | None) -> float | None:
         """When a stream opening now must end: its token's expiry, or its jittered --max-stream-age."""
@@ -169,19 +173,21 @@ class _Surface:
             gone: list[object] = []
             request.notifyFinish().addBoth(gone.append)
             decided.addCallbacks(
-                lambda expires: None if gone else self._answer(request, self._start(request, channels, expires)),
+                lambda expires: (
+                    None if gone else self._answer(request, self._start(request, channels, expires, address))
+                ),
                 lambda failure: None if gone else self._answer(request, self._not_decided(request, failure)),
             )
             return NOT_DONE_YET
-        return self._start(request, channels, decided)
+        return self._start(request, channels, decided, address)
 
-    def _start(self, request: Request, channels: Sequence[str], expires: float | None) -> int | bytes:
+    def _start(self, request: Request, channels: Sequence[str], expires: float | None, address: str) -> int | bytes:
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-accel-buffering", b"no")
         if request.method == b"HEAD":
             return b""
-        client = client_key(client_address(request, self.proxies))
+        client = client_key(address)
         why = self._unavailable(client, len(channels))
         if why is not None:
             return self._retry_later(request, why)
@@ -212,19 +218,17 @@ class _Surface:
 
     def _not_decided(self, request: Request, failure: Failure) -> bytes:
         """The application said no (401/403), or could not say (a passing failure: retry later)."""
-        if failure.check(Denied):
-            try:
-                self.check(request, failure.raiseException)
-            except _Refused as refused:
-                return _plain(request, refused.code, refused.message)
+        if isinstance(failure.value, Denied):
+            refused = self.refusal(request, failure.value)
+            return _plain(request, refused.code, refused.message)
         self.hub.counters["auth_unavailable"] += 1
         return self._retry_later(request, f"the authorization callback failed: {failure.getErrorMessage()}")
 
     @staticmethod
     def _answer(request: Request, body: int | bytes) -> None:
         """Finish a request answered after its render returned (NOT_DONE_YET: a stream took it over)."""
-        if body is NOT_DONE_YET or not isinstance(body, bytes):
-            return
+        if not isinstance(body, bytes):
+            return  # NOT_DONE_YET
         request.write(body)
         request.finish()
 
@@ -441,10 +445,9 @@ class SSEResource(_Page):
             return None  # answered 400 once the request is in
         surface = self._surface
         try:
-            surface.access.check_publish(request, channel, surface.publish_token)
-        except Denied as denied:
-            surface.hub.counters[f"refused_{denied.reason}"] += 1
-            return denied.code, b"Unauthorized" if denied.code == 401 else b"Forbidden", denied.message
+            surface.check(request, lambda: surface.access.check_publish(request, channel, surface.publish_token))
+        except _Refused as refused:
+            return refused.code, b"Unauthorized" if refused.code == 401 else b"Forbidden", refused.message
         return None
 
     def drain(self) -> None:

@@ -25,7 +25,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from twisted_sse.connection import HTTPConnection, abort, http2_available, request_line
+from twisted_sse.connection import HTTPConnection, abort, http2_available, request_line, write_raw_answer
 from twisted_sse.logs import Logger
 
 __all__ = ["SSESite"]
@@ -125,12 +125,8 @@ class _LimitedRequest(Request):
         self._stop_body_deadline()
         code, reason, text = refusal
         if isinstance(self.channel, HTTPChannel):
-            message = text.encode("utf-8") + b"\n"
             challenge = b'WWW-Authenticate: Bearer realm="twisted-sse"\r\n' if code == 401 else b""
-            self.channel.transport.write(  # type: ignore[union-attr]
-                b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%sConnection: close\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (code, reason, challenge, len(message), message)
-            )
+            write_raw_answer(self.channel.transport, b"%d %s" % (code, reason), text.encode("utf-8") + b"\n", challenge)
             self.channel.loseConnection()
         else:
             self._site.reactor.callLater(0, self._refuse_stream, code, reason)
