@@ -6,9 +6,9 @@ from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactor
 
-from twisted_sse.framing import Event
-from twisted_sse.interfaces import Receiver
-from twisted_sse.memory_broker import MemoryBroker
+from twisted_sse.core._framing import Event
+from twisted_sse.core._interfaces import Receiver
+from twisted_sse.core._memory_broker import MemoryBroker
 
 
 class ManualBroker:

@@ -14,9 +14,9 @@ from twisted.web.server import Site
 
 from tests.fakes import FakeSocket, fake_tcp_server
 from tests.sse_parser import Dispatched, SSEParser
-from twisted_sse.interfaces import Broker
-from twisted_sse.service import SSEService
-from twisted_sse.settings import Settings
+from twisted_sse._service import SSEService
+from twisted_sse.core._interfaces import Broker
+from twisted_sse.core._settings import Settings
 
 _ports = itertools.count(40000)
 

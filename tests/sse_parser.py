@@ -1,6 +1,6 @@
 """An event-stream parser written from the WHATWG HTML spec, section 9.2.6, for tests.
 
-It is deliberately independent of `twisted_sse.framing`: what it accepts is what a
+It is deliberately independent of `twisted_sse.core._framing`: what it accepts is what a
 browser's EventSource would dispatch.
 """
 

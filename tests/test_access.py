@@ -39,7 +39,7 @@ def test_public_channels_need_no_token():
     refused = _stream(harness, "/events/user.42").response()
     assert refused.status == 401 and refused.headers["www-authenticate"].startswith("Bearer")
     assert refused.headers["content-type"].startswith("text/plain") and b"private" in refused.body
-    assert harness.service.hub.counters["refused_unauthenticated"] == 1
+    assert harness.service.hub.counters.refused["unauthenticated"] == 1
     assert harness.service.hub.streams_open == 2
 
 
@@ -53,7 +53,7 @@ def test_a_token_opens_the_channels_it_grants(where):
     denied = _stream(harness, "/events/user.4", headers).response()
     assert denied.status == 403 and b"user.4" in denied.body
     assert _stream(harness, "/events?channel=user.42&channel=user.43", headers).response().status == 403
-    assert harness.service.hub.counters["refused_forbidden"] == 2
+    assert harness.service.hub.counters.refused["forbidden"] == 2
 
 
 def test_patterns_match_only_what_they_say():

@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http_headers import Headers
 
-from twisted_sse.auth_callback import AuthCallback, CallbackDenied, CallbackUnavailable
+from twisted_sse.web._auth_callback import AuthCallback, CallbackDenied, CallbackUnavailable
 
 
 class _Response:

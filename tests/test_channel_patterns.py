@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_sse.channel_patterns import ChannelPatterns, valid_pattern
+from twisted_sse.core._channels import ChannelPatterns, valid_pattern
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.web.test.requesthelper import DummyRequest
 
-from twisted_sse.client_address import TrustedProxies, check_cidrs, client_address, client_key, describe_client
+from twisted_sse.web._client_address import TrustedProxies, check_cidrs, client_address, client_key, describe_client
 
 
 def _request(peer, *forwarded: str) -> DummyRequest:

@@ -5,8 +5,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_sse.envelope import MARK, unpack
-from twisted_sse.framing import Event
+from twisted_sse.core._envelope import MARK, unpack
+from twisted_sse.core._framing import Event
 
 
 def pack(data, event, event_id):

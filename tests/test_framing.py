@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.sse_parser import Dispatched, parse
-from twisted_sse.framing import Event, encode, encode_comment, encode_retry
+from twisted_sse.core._framing import Event, encode, encode_comment, encode_retry
 
 one_line = st.text().filter(lambda s: not any(c in s for c in "\r\n\0"))
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_sse.framing import Event
-from twisted_sse.history import ChannelHistory, IdClock, format_id, parse_id
+from twisted_sse.core._framing import Event
+from twisted_sse.core._history import ChannelHistory, IdClock, format_id, parse_id
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 from twisted.internet.defer import fail
 
 from tests.fakes import ManualBroker, RecordingListener
-from twisted_sse.hub import Hub
-from twisted_sse.memory_broker import MemoryBroker
+from twisted_sse.core._hub import Hub
+from twisted_sse.core._memory_broker import MemoryBroker
 
 
 def test_first_listener_subscribes_and_last_unsubscribes():

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from twisted_sse.lifetimes import Lifetimes
+from twisted_sse.web._lifetimes import Lifetimes
 
 
 class _Stream:

@@ -29,7 +29,7 @@ def test_server_full_answers_retry_and_close():
     parser = _refused(harness.request("GET", "/events/c"))
     assert "full" in parser.comments[0]
     assert harness.service.hub.streams_open == 2
-    assert harness.service.hub.counters["streams_refused"] == 1
+    assert harness.service.hub.counters.streams_refused == 1
     open_streams[0].drop()
     assert not harness.stream("/events/c").response().complete
 
@@ -197,7 +197,7 @@ def test_streams_per_address_are_bounded_with_the_eventsource_safe_answer():
     first, second = harness.stream("/events/a"), harness.stream("/events/b")
     third = harness.stream("/events/c").response()
     assert third.status == 200 and third.complete and re.match(rb"retry: \d+\n:127.0.0.1 has 2 streams", third.body)
-    assert harness.service.hub.counters["streams_refused"] == 1
+    assert harness.service.hub.counters.streams_refused == 1
     first.drop()
     assert not harness.stream("/events/c").response().complete
     assert harness.service.hub.held_by("127.0.0.1") == (2, 2)
@@ -239,7 +239,7 @@ class TestBodies:
         answer = client.transport.value()
         assert answer.split(b" ")[1] == status and client.transport.disconnecting
         assert (b"WWW-Authenticate: Bearer" in answer) is (status == b"401")
-        assert harness.service.hub.counters["refused_unauthenticated" if status == b"401" else "refused_forbidden"] == 1
+        assert harness.service.hub.counters.report()["refused_unauthenticated" if status == b"401" else "refused_forbidden"] == 1
 
     def test_a_body_that_does_not_arrive_in_time_gets_408(self):
         """--body-timeout after the headers, a body still incomplete is answered 408 and the connection closed."""
@@ -273,4 +273,4 @@ def test_past_max_pending_the_oldest_connection_that_is_no_stream_is_cut():
     assert answer.status == 200
     assert [c.transport.disconnecting for c in idle] == [True, False]
     assert not stream.transport.disconnecting
-    assert harness.service.hub.counters["connections_cut_pending"] == 1
+    assert harness.service.hub.counters.connections_cut_pending == 1

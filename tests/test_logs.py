@@ -2,7 +2,7 @@
 
 import pytest
 
-from twisted_sse.logs import Logger, set_level
+from twisted_sse.core._logs import Logger, set_level
 
 
 @pytest.fixture(autouse=True)

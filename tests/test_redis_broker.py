@@ -6,9 +6,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from tests.fakes import RecordingListener
-from twisted_sse.hub import Hub
-from twisted_sse.redis_broker import _POSITION, _PUBLISH, _READ, RedisBroker, RedisUnavailable
-from twisted_sse.redis_url import RedisAddress
+from twisted_sse.core._hub import Hub
+from twisted_sse.core._settings import RedisAddress
+from twisted_sse.redis._broker import _POSITION, _PUBLISH, _READ, RedisBroker, RedisUnavailable
 
 
 def resp(*items):

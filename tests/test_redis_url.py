@@ -2,7 +2,8 @@
 
 import pytest
 
-from twisted_sse.redis_url import RedisAddress, parse_redis_url
+from twisted_sse.core._settings import RedisAddress
+from twisted_sse.redis._url import parse_redis_url
 
 
 @pytest.mark.parametrize(

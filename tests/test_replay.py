@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_sse.replay import Replay
+from twisted_sse.core._replay import Replay
 
 
 def test_live_events_pass_at_once_when_not_holding():
@@ -18,8 +18,8 @@ def test_live_events_pass_at_once_when_not_holding():
 def test_held_events_follow_the_history_without_duplicates():
     """History first, then held live events, skipping ids the history already had."""
     out = []
-    replay = Replay(out.append, after=(1, 0))
-    replay.hold()
+    replay = Replay(out.append)
+    replay.resume((1, 0))
     replay.live((3, 0), b"3")
     replay.live((4, 0), b"4")
     assert out == []
@@ -33,8 +33,8 @@ def test_held_events_follow_the_history_without_duplicates():
 def test_ids_at_or_before_the_resume_point_are_skipped():
     """Nothing at or before the client's id is sent again."""
     out = []
-    replay = Replay(out.append, after=(5, 0))
-    replay.hold()
+    replay = Replay(out.append)
+    replay.resume((5, 0))
     replay.release([((5, 0), b"5"), ((6, 0), b"6")])
     assert out == [b"6"]
 
@@ -50,9 +50,32 @@ def test_any_overlap_of_history_and_live_gives_each_event_once(published, resume
     resume, read_at, held_from = (min(x, published) for x in (resume, read_at, held_from))
     held_from = min(held_from, read_at)  # live events are held from subscription, before the read
     out = []
-    replay = Replay(out.append, after=(resume, 0) if resume else None)
-    replay.hold()
+    replay = Replay(out.append)
+    if resume:
+        replay.resume((resume, 0))
+    else:
+        replay.hold()
     for n in range(held_from + 1, published + 1):
         replay.live((n, 0), b"%d" % n)
     replay.release([((n, 0), b"%d" % n) for n in range(resume + 1, read_at + 1)])
     assert out == [b"%d" % n for n in range(resume + 1, published + 1)]
+
+
+def test_a_whole_run_passes_only_when_nothing_is_held_and_all_of_it_is_new():
+    """`passes_whole` moves the position to the run's last id, and refuses runs it has seen or while holding."""
+    replay = Replay([].append)
+    assert replay.passes_whole((1, 0), (3, 0)) and replay.last == (3, 0)
+    assert not replay.passes_whole((3, 0), (4, 0)) and replay.last == (3, 0)
+    assert replay.passes_whole(None, None) and replay.last == (3, 0)  # raw events only: no ids
+    replay.hold()
+    assert not replay.passes_whole((5, 0), (6, 0))
+
+
+def test_a_learnt_position_never_moves_back_but_a_rewind_does():
+    """`advance` only moves forward; `rewind` goes back to where the broker really is."""
+    replay = Replay([].append)
+    replay.advance((5, 0))
+    replay.advance((4, 0))
+    assert replay.last == (5, 0)
+    replay.rewind((2, 0))
+    assert replay.last == (2, 0)

@@ -7,7 +7,7 @@ import pytest
 from tests.fakes import ManualBroker
 from tests.http_harness import Harness
 from tests.sse_parser import Dispatched
-from twisted_sse.settings import MAX_CHANNELS_PER_STREAM
+from twisted_sse.core._channels import MAX_CHANNELS_PER_STREAM
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def test_client_too_slow_is_cut_without_delaying_others():
     for i in range(10):
         harness.publish("news", b"%d" % i + b"x" * 20)
     assert slow.transport.disconnected  # StringTransport.abortConnection sets this
-    assert harness.service.hub.counters["slow_clients_cut"] == 1  # once, however much more arrives
+    assert harness.service.hub.counters.slow_clients_cut == 1  # once, however much more arrives
     slow.drop()  # what the reactor does once the socket is closed
     assert len(fast.response().events()) == 10
     assert harness.service.hub.streams_open == 1

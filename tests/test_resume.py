@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 
 from tests.fakes import SlowHistoryBroker
 from tests.http_harness import Harness
-from twisted_sse.replay import LOST_EVENT_TYPE
+from twisted_sse.core._replay import LOST_EVENT_TYPE
 
 
 def _publish(harness, channel, *bodies):

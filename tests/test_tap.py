@@ -3,7 +3,7 @@
 import pytest
 from twisted.python.usage import UsageError
 
-from twisted_sse.settings import Settings
+from twisted_sse.core._settings import Settings
 from twisted_sse.tap import Options
 
 

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from twisted_sse.token_verifier import LEEWAY, MAX_TOKEN_LENGTH, InvalidToken, TokenVerifier, load_key
 from twisted_sse.tokens import subscriber_token
+from twisted_sse.web._token_verifier import LEEWAY, MAX_TOKEN_LENGTH, InvalidToken, TokenVerifier, load_key
 
 SECRET = "s" * 32
 
@@ -45,7 +45,7 @@ def test_valid_token_grants_its_patterns():
 
 def test_algorithms_passed_to_pyjwt_follow_the_key():
     """jwt.decode always gets an explicit algorithm list: HS* for a secret, exactly the key's family for PEM."""
-    with mock.patch("twisted_sse.token_verifier.jwt.decode", return_value=_claims()) as decode:
+    with mock.patch("twisted_sse.web._token_verifier.jwt.decode", return_value=_claims()) as decode:
         TokenVerifier(SECRET).verify("x.y.z")
     assert decode.call_args.kwargs["algorithms"] == ["HS256", "HS384", "HS512"]
     assert decode.call_args.kwargs["options"]["require"] == ["exp"]

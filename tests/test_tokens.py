@@ -7,8 +7,8 @@ import jwt
 import pytest
 
 from tests.live import REPO, source_env
-from twisted_sse.token_verifier import TokenVerifier
 from twisted_sse.tokens import COOKIE_ATTRIBUTES, subscriber_token
+from twisted_sse.web._token_verifier import TokenVerifier
 
 SECRET = "m" * 32
 

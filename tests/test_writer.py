@@ -14,8 +14,8 @@ from twisted.web.server import Site
 
 from tests.fakes import fake_tcp_server
 from tests.http_harness import Harness, SocketClient
-from twisted_sse.framing import Event
-from twisted_sse.writer import ResponseWriter, chunk, takes_shortcut, transport_is_idle
+from twisted_sse.core._framing import Event
+from twisted_sse.web._writer import ResponseWriter, chunk, takes_shortcut, transport_is_idle
 
 
 def _started_request(channel: HTTPChannel, version: bytes = b"HTTP/1.1") -> Request:

@@ -4,7 +4,7 @@
     publisher = Publisher("redis://127.0.0.1:6379/0")      # once, at start-up
     event_id = publisher.publish("news", '{"title": "hi"}', event="headline")
 
-It runs the same Lua script as the daemon (`twisted_sse.redis_scripts`), so the event is
+It runs the same Lua script as the daemon (`twisted_sse.redis._scripts`), so the event is
 in the channel's history and published in one atomic step, with an id in the same
 sequence. Give it the same prefix and history bounds as the daemons. Needs redis-py:
 ``pip install 'twisted-sse[redis-py]'``. The command line does the same:
@@ -22,9 +22,8 @@ import os
 import sys
 from typing import Any
 
-from twisted_sse.redis_scripts import PUBLISH_SCRIPT, history_bounds, keys, publish_args
-from twisted_sse.redis_url import parse_redis_url
-from twisted_sse.settings import Settings, checked_publication
+from twisted_sse.core import Settings, checked_publication
+from twisted_sse.redis import PUBLISH_SCRIPT, history_bounds, keys, parse_redis_url, publish_args
 
 __all__ = ["Publisher", "main"]
 

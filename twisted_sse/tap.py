@@ -14,13 +14,10 @@ from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
-from twisted_sse.capacity import RESERVED_FILES, raise_open_files_limit
-from twisted_sse.channel_patterns import valid_pattern
-from twisted_sse.client_address import check_cidrs
-from twisted_sse.logs import LEVELS, Logger, set_level
-from twisted_sse.redis_url import parse_redis_url
-from twisted_sse.settings import Settings
-from twisted_sse.token_verifier import TokenVerifier
+from twisted_sse._capacity import RESERVED_FILES, raise_open_files_limit
+from twisted_sse.core import LEVELS, Logger, Settings, set_level, valid_pattern
+from twisted_sse.redis import parse_redis_url
+from twisted_sse.web import TokenVerifier, check_cidrs
 
 __all__ = ["Options", "makeService"]
 
@@ -251,7 +248,7 @@ def _number(options: usage.Options, name: str, kind: Callable[[str], _N], minimu
 
 def makeService(options: Options) -> MultiService:
     """Build the daemon's service from parsed options."""
-    from twisted_sse.service import SSEService
+    from twisted_sse._service import SSEService
 
     set_level(options["log-level"])
     limit = raise_open_files_limit()

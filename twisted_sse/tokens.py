@@ -19,7 +19,7 @@ from typing import Any
 
 import jwt
 
-from twisted_sse.channel_patterns import valid_pattern
+from twisted_sse.core import valid_pattern
 
 __all__ = ["subscriber_token", "COOKIE_ATTRIBUTES", "main"]
 

@@ -15,7 +15,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.live import Daemon, LiveStream, get, source_env, wait_until
 from tests.redis_server import RedisServer
 from tests.resume_model import STATS, make_machine
-from twisted_sse.replay import LOST_EVENT_TYPE
+from twisted_sse.core._replay import LOST_EVENT_TYPE
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 

@@ -16,15 +16,21 @@ from twisted.web.http_headers import Headers
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from twisted_sse.block import Block
-from twisted_sse.framing import encode, encode_retry
-from twisted_sse.history import EventKey, format_id
-from twisted_sse.hub import Hub
-from twisted_sse.interfaces import Broker
-from twisted_sse.lifetimes import Lifetimes
-from twisted_sse.logs import Logger
-from twisted_sse.replay import Gap, Replay, lost_event, read_missed
-from twisted_sse.writer import ResponseWriter, cut
+from twisted_sse.core import (
+    Block,
+    Broker,
+    EventKey,
+    Gap,
+    Hub,
+    Logger,
+    Replay,
+    encode,
+    encode_retry,
+    format_id,
+    read_missed,
+)
+from twisted_sse.web._lifetimes import Lifetimes
+from twisted_sse.web._writer import ResponseWriter, cut
 
 __all__ = ["EventStream"]
 
@@ -109,8 +115,7 @@ class EventStream:
             self._lifetimes.add(self, ends_at)
         ready = self._hub.add(self, self.channels, self._client)
         if after is not None:
-            self._replay.last = after
-            self._replay.hold()
+            self._replay.resume(after)
             ready = ready.addCallback(self._catch_up, after)
         ready.addErrback(self._not_subscribed)
 
@@ -120,14 +125,10 @@ class EventStream:
     def _caught_up(self, gap: Gap) -> None:
         if self._closed:
             return
-        events = [(key, event) for key, _, event in gap.events]
         if gap.ahead is not None:
-            # The client's id is beyond everything issued: it would wait for ever. Tell it where things are.
+            # The client's id is beyond everything issued: it would wait for ever. Go on from where things are.
             self._replay.rewind(gap.ahead)
-            events = [(None, lost_event(self.channels, gap.after, gap.ahead))]
-        elif gap.lost:
-            events.insert(0, (None, lost_event(gap.lost, gap.after)))
-        self._replay.release([(key, encode(event)) for key, event in events])
+        self._replay.release([(key, encode(event)) for key, event in gap.for_stream(self.channels)])
 
     # Listener: what the hub calls.
 
@@ -135,14 +136,8 @@ class EventStream:
         if self._closed:
             return
         replay = self._replay
-        if (
-            not self._paused
-            and not replay.holding
-            and (block.first is None or replay.last is None or block.first > replay.last)
-        ):
+        if not self._paused and replay.passes_whole(block.first, block.last):
             # The usual case: nothing held, nothing seen yet: the whole block in one write.
-            if block.last is not None:
-                replay.last = block.last
             self.events_sent += len(block.items)
             assert self._writer is not None
             self._writer.write_block(block)
@@ -202,7 +197,7 @@ class EventStream:
         if self._closed:
             return
         _log.warn("stream from {peer} cut: {why}", peer=self.peer, why=why)
-        self._hub.counters["slow_clients_cut"] += 1
+        self._hub.counters.slow_clients_cut += 1
         self._closed = True  # nothing more is written; `_finished` still runs when the connection goes
         self._pending = []
         cut(self._request)

@@ -16,7 +16,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
-from twisted_sse.interfaces import Listener
+from twisted_sse.core import Listener
 
 __all__ = ["Lifetimes"]
 

@@ -7,7 +7,7 @@ channel, in order), PONGs, errors.
 
 After the connection was lost (Redis restarted, paused, or the connection was cut) the
 broker reconnects, subscribes every channel the hub holds again, and recovers what they
-missed through the resume mechanism (`twisted_sse.replay`): live messages are held while
+missed through the resume mechanism (`twisted_sse.core._replay`): live messages are held while
 the history after the last id this process received is read and handed on first, each
 id once. When Redis lost that history, each channel's listeners get the loss signal.
 
@@ -25,12 +25,22 @@ from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from twisted_sse.envelope import raw, unpack
-from twisted_sse.framing import Event
-from twisted_sse.history import EventKey, Missed, format_id, parse_id
-from twisted_sse.interfaces import Receiver
-from twisted_sse.logs import Logger
-from twisted_sse.redis_connection import (
+from twisted_sse.core import (
+    Event,
+    EventKey,
+    Gap,
+    Logger,
+    Missed,
+    Receiver,
+    RedisAddress,
+    Replay,
+    format_id,
+    parse_id,
+    raw,
+    read_missed,
+    unpack,
+)
+from twisted_sse.redis._connection import (
     Script,
     Subscriber,
     command_factory,
@@ -38,7 +48,7 @@ from twisted_sse.redis_connection import (
     run_script,
     subscriber_factory,
 )
-from twisted_sse.redis_scripts import (
+from twisted_sse.redis._scripts import (
     DURABLE,
     POSITION_SCRIPT,
     PUBLISH_SCRIPT,
@@ -48,8 +58,6 @@ from twisted_sse.redis_scripts import (
     keys,
     publish_args,
 )
-from twisted_sse.redis_url import RedisAddress
-from twisted_sse.replay import Gap, Replay, lost_event, read_missed
 
 __all__ = ["RedisBroker", "RedisUnavailable"]
 
@@ -76,7 +84,7 @@ def _missed(reply: list[Any]) -> Missed:
 
 
 class RedisBroker(Service):
-    """A broker on Redis pub/sub; see `twisted_sse.interfaces.Broker`.
+    """A broker on Redis pub/sub; see `twisted_sse.core._interfaces.Broker`.
 
     `timeout` bounds every command (publishes fail rather than hang) and how long the
     subscriber connection may stay silent before it is cut and made again.
@@ -272,8 +280,8 @@ class RedisBroker(Service):
 
         def learned(reply: bytes) -> None:
             key = parse_id(reply.decode("ascii"))
-            if key is not None and (self._replay.last is None or key > self._replay.last):
-                self._replay.last = key
+            if key is not None:
+                self._replay.advance(key)
 
         def failed(failure: Failure) -> None:
             _log.warn("could not read the id position from Redis: {error}", error=failure.getErrorMessage())
@@ -290,11 +298,7 @@ class RedisBroker(Service):
         def recovered(gap: Gap) -> None:
             if generation != self._connections:
                 return
-            replayed: list[tuple[EventKey | None, tuple[str, Event]]] = [
-                (None, (channel, lost_event([channel], gap.after))) for channel in gap.lost
-            ]
-            replayed += [(key, (channel, event)) for key, channel, event in gap.events]
-            self._replay.release(replayed)
+            self._replay.release(gap.per_channel())
             self.received_all()
             _log.info(
                 "recovered {count} events published while Redis was out of reach ({lost} channels lost some) "
@@ -312,7 +316,7 @@ class RedisBroker(Service):
                 count=len(channels),
                 error=failure.getErrorMessage(),
             )
-            self._replay.release([(None, (channel, lost_event([channel], after))) for channel in channels])
+            self._replay.release(Gap.unreadable(after, channels).per_channel())
             self.received_all()
 
         return read_missed(self, channels, after).addCallbacks(recovered, failed)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +24,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from twisted_sse.connection import HTTPConnection, abort, http2_available, request_line, write_raw_answer
-from twisted_sse.logs import Logger
+from twisted_sse.core import Counters, Logger
+from twisted_sse.web._connection import HTTPConnection, abort, http2_available, request_line, write_raw_answer
 
 __all__ = ["SSESite"]
 
@@ -183,7 +182,7 @@ class SSESite(Site):
         self.max_pending = 0
         """Connections that are not streams (yet) held at once; past it the oldest is cut. 0: no bound."""
         self.streams_open: Callable[[], int] = lambda: 0
-        self.counters: Counter[str] = Counter()
+        self.counters = Counters()
         self._all_closed: Deferred[None] | None = None
         self._reactor = reactor
 
@@ -212,7 +211,7 @@ class SSESite(Site):
         if not self.max_pending or len(self.connections) - self.streams_open() <= self.max_pending:
             return
         oldest = next((c for c in self.connections if c.pending), connection)
-        self.counters["connections_cut_pending"] += 1
+        self.counters.connections_cut_pending += 1
         _log.info("more than {limit} connections are not streams: cutting the oldest", limit=self.max_pending)
         abort(oldest.transport)
 

@@ -1,7 +1,7 @@
 """txredisapi at arm's length: connections that keep trying, and the raw subscriber.
 
 Everything here is about getting and keeping connections; what to do with them is
-`twisted_sse.redis_broker`'s job. DESIGN's checked facts about txredisapi 1.6 shape it:
+`twisted_sse.redis._broker`'s job. DESIGN's checked facts about txredisapi 1.6 shape it:
 
 - connections are made with `factory.startConnecting(endpoint)`; `redis_endpoint` is the
   one place that turns an address into an endpoint (a Sentinel variant replaces it);
@@ -25,8 +25,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
 
-from twisted_sse.logs import Logger
-from twisted_sse.redis_url import RedisAddress
+from twisted_sse.core import Logger, RedisAddress
 
 __all__ = ["redis_endpoint", "command_factory", "subscriber_factory", "Subscriber", "Script", "run_script"]
 

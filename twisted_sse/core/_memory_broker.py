@@ -1,7 +1,7 @@
 """The in-process broker: the embedded default, and the fake that tests use.
 
 One process, no Redis: publishing delivers straight to this process's hub. It keeps the
-same ids, history bounds and loss rules as the Redis broker (`twisted_sse.history`); its
+same ids, history bounds and loss rules as the Redis broker (`twisted_sse.core._history`); its
 history lives as long as the process.
 """
 
@@ -11,15 +11,15 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
-from twisted_sse.framing import Event
-from twisted_sse.history import ChannelHistory, EventKey, IdClock, Missed, format_id
-from twisted_sse.interfaces import Receiver
+from twisted_sse.core._framing import Event
+from twisted_sse.core._history import ChannelHistory, EventKey, IdClock, Missed, format_id
+from twisted_sse.core._interfaces import Receiver
 
 __all__ = ["MemoryBroker"]
 
 
 class MemoryBroker:
-    """A broker that lives in this process; see `twisted_sse.interfaces.Broker`.
+    """A broker that lives in this process; see `twisted_sse.core._interfaces.Broker`.
 
     `clock` (an IReactorTime) gives the milliseconds ids are made of; `history` and
     `history_ttl` (seconds, 0 = no age bound) bound each channel's history.

@@ -11,9 +11,9 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from twisted_sse.block import Block
-from twisted_sse.framing import Event
-from twisted_sse.history import EventKey, Missed
+from twisted_sse.core._block import Block
+from twisted_sse.core._framing import Event
+from twisted_sse.core._history import EventKey, Missed
 
 __all__ = ["Broker", "Listener", "Receiver"]
 

@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from twisted_sse.channel_patterns import ChannelPatterns
+from twisted_sse.core import ChannelPatterns
 
 __all__ = ["Grants", "InvalidToken", "TokenVerifier", "load_key", "MAX_TOKEN_LENGTH", "LEEWAY"]
 

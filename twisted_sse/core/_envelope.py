@@ -2,7 +2,7 @@
 
 A payload published by any Redis client on a channel's pub/sub name (`sse:news`) is
 delivered as it is, whatever it contains: its bytes are the event's data, with no type
-and no id. Durable events are published by the Lua script in `twisted_sse.redis_scripts`
+and no id. Durable events are published by the Lua script in `twisted_sse.redis._scripts`
 on a pub/sub channel of their own, `sse:#events:news`, which no channel name maps to (a
 channel name has no `#`), wrapped in an envelope:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from twisted_sse.framing import Event
+from twisted_sse.core._framing import Event
 
 __all__ = ["MARK", "unpack", "raw"]
 

@@ -7,18 +7,18 @@ same bytes are handed to each listener, after at most `coalesce` seconds on a cl
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from twisted_sse.block import Block
-from twisted_sse.framing import Event, encode
-from twisted_sse.history import EventKey, parse_id
-from twisted_sse.interfaces import Broker, Listener
-from twisted_sse.logs import Logger
+from twisted_sse.core._block import Block
+from twisted_sse.core._counters import Counters
+from twisted_sse.core._framing import Event, encode
+from twisted_sse.core._history import EventKey, parse_id
+from twisted_sse.core._interfaces import Broker, Listener
+from twisted_sse.core._logs import Logger
 
 __all__ = ["Hub"]
 
@@ -40,8 +40,11 @@ class _Channel:
 class Hub:
     """The registry of open streams and the channels they listen to."""
 
-    def __init__(self, broker: Broker, clock: IReactorTime | None = None, coalesce: float = 0.0) -> None:
-        """`coalesce` > 0 (seconds, needs `clock`): hold messages that long, then write them as one block."""
+    def __init__(
+        self, broker: Broker, clock: IReactorTime | None = None, coalesce: float = 0.0, counters: Counters | None = None
+    ) -> None:
+        """`coalesce` > 0 (seconds, needs `clock`): hold messages that long, then write them as one block;
+        `counters`: where the process counts (the service shares one with its site)."""
         self._broker = broker
         self._clock = clock
         self._coalesce = coalesce if clock is not None else 0.0
@@ -52,8 +55,8 @@ class Hub:
         self._client_of: dict[Listener, str] = {}
         self._held_by: dict[str, list[int]] = {}
         """client -> [streams, channels] its open streams hold (for per-client limits)."""
-        self.counters: Counter[str] = Counter()
-        """Totals since start (streams opened, refused, cut, messages): reported by /healthz."""
+        self.counters = counters if counters is not None else Counters()
+        """Counts since start, for every layer that holds the hub: reported by /healthz."""
         broker.set_receiver(self.deliver)
 
     @property
@@ -84,7 +87,7 @@ class Hub:
             held = self._held_by.setdefault(client, [0, 0])
             held[0] += 1
             held[1] += len(names)
-        self.counters["streams_opened"] += 1
+        self.counters.streams_opened += 1
         return gatherResults([self._listen(name, listener) for name in names], consumeErrors=True).addCallback(
             lambda _: None
         )
@@ -117,7 +120,7 @@ class Hub:
         listener gets one block: its channel's, or for a multi-channel listener its
         channels' messages merged in arrival order.
         """
-        self.counters["messages"] += len(messages)
+        self.counters.messages += len(messages)
         if self._coalesce:
             self._held.extend(messages)
             if self._flush_call is None:

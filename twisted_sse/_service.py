@@ -16,18 +16,17 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 
-from twisted_sse.access import AccessPolicy
-from twisted_sse.auth_callback import AuthCallback, make_agent
-from twisted_sse.heartbeat import Heartbeat
-from twisted_sse.hub import Hub
-from twisted_sse.interfaces import Broker
-from twisted_sse.lifetimes import Lifetimes
-from twisted_sse.logs import Logger
-from twisted_sse.memory_broker import MemoryBroker
-from twisted_sse.resource import SSEResource
-from twisted_sse.settings import Settings, checked_publication
-from twisted_sse.site import SSESite
-from twisted_sse.token_verifier import TokenVerifier
+from twisted_sse.core import Broker, Counters, Hub, Logger, MemoryBroker, Settings, checked_publication
+from twisted_sse.web import (
+    AccessPolicy,
+    AuthCallback,
+    Heartbeat,
+    Lifetimes,
+    SSEResource,
+    SSESite,
+    TokenVerifier,
+    make_agent,
+)
 
 __all__ = ["SSEService"]
 
@@ -54,14 +53,15 @@ class SSEService(MultiService):
         self.broker: Broker = broker if broker is not None else _default_broker(settings, reactor)
         if IService.providedBy(self.broker):
             self.broker.setServiceParent(self)
-        self.hub = Hub(self.broker, reactor, settings.coalesce)
+        self.counters = Counters()
+        self.hub = Hub(self.broker, reactor, settings.coalesce, self.counters)
         self._token_generated = settings.publish_token is None
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         lifetimes = Lifetimes(reactor, lambda: settings.retry_ms)
         lifetimes.setServiceParent(self)
         self.resource = SSEResource(self.hub, self.broker, settings, reactor, self.publish_token,
                                     access=_access_policy(settings, reactor), lifetimes=lifetimes)  # fmt: skip
-        Heartbeat(self.hub, settings.heartbeat, reactor).setServiceParent(self)
+        Heartbeat(self.hub.heartbeat, settings.heartbeat, reactor).setServiceParent(self)
         self.site = SSESite(
             self.resource,
             settings.max_message_size,
@@ -73,7 +73,7 @@ class SSEService(MultiService):
         )
         self.site.max_pending = settings.max_pending
         self.site.streams_open = lambda: self.hub.streams_open
-        self.site.counters = self.hub.counters
+        self.site.counters = self.counters
         self._listening = MultiService()
         for description in settings.listen:
             strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)
@@ -148,7 +148,7 @@ def _default_broker(settings: Settings, reactor: Any) -> Broker:
     """Redis when the settings name one, else the in-process broker."""
     if settings.redis is None:
         return MemoryBroker(reactor, settings.history, settings.history_ttl)
-    from twisted_sse.redis_broker import RedisBroker  # importing txredisapi installs a reactor
+    from twisted_sse.redis import RedisBroker  # importing txredisapi installs a reactor
 
     return RedisBroker(
         settings.redis, settings.prefix, reactor, settings.history, settings.history_ttl, settings.redis_timeout

@@ -1,7 +1,8 @@
-"""Channel patterns in grants: a channel name where `*` matches any run of characters.
+"""What a channel name is, and which names a pattern in a grant covers.
 
-Nothing else is special, and no regular expression is ever built from one: a pattern
-comes from a token or the command line, and must not be able to cost more than a scan.
+A pattern is a channel name where `*` matches any run of characters. Nothing else is
+special, and no regular expression is ever built from one: a pattern comes from a token
+or the command line, and must not be able to cost more than a scan.
 """
 
 from __future__ import annotations
@@ -9,7 +10,32 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["ChannelPatterns", "valid_pattern", "MAX_PATTERN_LENGTH"]
+from twisted_sse.core._framing import check_field
+
+__all__ = [
+    "valid_channel", "checked_publication", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM",
+    "ChannelPatterns", "valid_pattern", "MAX_PATTERN_LENGTH",
+]  # fmt: skip
+
+_CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+CHANNEL_RULE = "1-128 characters from A-Z a-z 0-9 _ . : -"
+MAX_CHANNELS_PER_STREAM = 64
+"""How many channels one `GET /events?channel=...` may name."""
+
+
+def valid_channel(name: str) -> bool:
+    """True when `name` is a channel name a client may use."""
+    return _CHANNEL.fullmatch(name) is not None
+
+
+def checked_publication(channel: str, data: bytes | str, event: str | None) -> bytes:
+    """The data of an event about to be published, as bytes; ValueError for a bad channel or type."""
+    if not valid_channel(channel):
+        raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
+    if event is not None:
+        check_field("event type", event)
+    return data.encode("utf-8") if isinstance(data, str) else data
+
 
 MAX_PATTERN_LENGTH = 256
 _PATTERN = re.compile(rf"[A-Za-z0-9_.:*-]{{1,{MAX_PATTERN_LENGTH}}}")

@@ -31,8 +31,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
-from twisted_sse.channel_patterns import ChannelPatterns
-from twisted_sse.logs import Logger
+from twisted_sse.core import ChannelPatterns, Logger
 
 __all__ = ["AuthCallback", "CallbackDenied", "CallbackUnavailable", "make_agent"]
 

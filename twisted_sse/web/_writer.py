@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
-from twisted_sse.block import Block
+from twisted_sse.core import Block
 
 __all__ = ["ResponseWriter", "chunk", "cut", "takes_shortcut"]
 

@@ -1,33 +1,32 @@
-"""Everything a twisted-sse service can be told, with its defaults, in one value."""
+"""Everything a twisted-sse service can be told, with its defaults, in one value (plain data: every layer reads it)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from twisted_sse.framing import check_field
-from twisted_sse.redis_url import RedisAddress
-
-__all__ = ["Settings", "valid_channel", "checked_publication", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM"]
-
-_CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-CHANNEL_RULE = "1-128 characters from A-Z a-z 0-9 _ . : -"
-MAX_CHANNELS_PER_STREAM = 64
-"""How many channels one `GET /events?channel=...` may name."""
+__all__ = ["Settings", "RedisAddress"]
 
 
-def valid_channel(name: str) -> bool:
-    """True when `name` is a channel name a client may use."""
-    return _CHANNEL.fullmatch(name) is not None
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where Redis is and how to log in: exactly one of `host` and `unix_path` is set."""
 
+    host: str | None = None
+    port: int = 6379
+    unix_path: str | None = None
+    tls: bool = False
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
 
-def checked_publication(channel: str, data: bytes | str, event: str | None) -> bytes:
-    """The data of an event about to be published, as bytes; ValueError for a bad channel or type."""
-    if not valid_channel(channel):
-        raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
-    if event is not None:
-        check_field("event type", event)
-    return data.encode("utf-8") if isinstance(data, str) else data
+    def describe(self) -> str:
+        """The address without its password, for logs."""
+        user = f"{self.username}@" if self.username else ""
+        if self.unix_path is not None:
+            return f"unix://{user}{self.unix_path}?db={self.db}"
+        scheme = "rediss" if self.tls else "redis"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{scheme}://{user}{host}:{self.port}/{self.db}"
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ shared `LoopingCall` costs the same whether 10 or 10,000 streams are open.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
-from twisted_sse.framing import encode_comment
-from twisted_sse.hub import Hub
+from twisted_sse.core import encode_comment
 
 __all__ = ["Heartbeat"]
 
@@ -21,10 +22,10 @@ _COMMENT = encode_comment()
 class Heartbeat(Service):
     """Every `interval` seconds, a comment to every open stream; `interval` 0 turns it off."""
 
-    def __init__(self, hub: Hub, interval: float, clock: IReactorTime) -> None:
-        self._hub = hub
+    def __init__(self, send: Callable[[bytes], object], interval: float, clock: IReactorTime) -> None:
+        """`send` writes the comment to every stream (the hub's `heartbeat`)."""
         self._interval = interval
-        self._loop = LoopingCall(hub.heartbeat, _COMMENT)
+        self._loop = LoopingCall(send, _COMMENT)
         self._loop.clock = clock
 
     def startService(self) -> None:

@@ -24,16 +24,24 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twisted_sse.access import AccessPolicy, Denied
-from twisted_sse.client_address import TrustedProxies, client_address, client_key, describe_client
-from twisted_sse.framing import check_field, encode_comment, encode_retry
-from twisted_sse.history import EventKey, parse_id
-from twisted_sse.hub import Hub
-from twisted_sse.interfaces import Broker
-from twisted_sse.lifetimes import Lifetimes
-from twisted_sse.logs import Logger
-from twisted_sse.settings import CHANNEL_RULE, MAX_CHANNELS_PER_STREAM, Settings, valid_channel
-from twisted_sse.stream import EventStream
+from twisted_sse.core import (
+    CHANNEL_RULE,
+    MAX_CHANNELS_PER_STREAM,
+    Broker,
+    EventKey,
+    Hub,
+    Logger,
+    Settings,
+    check_field,
+    encode_comment,
+    encode_retry,
+    parse_id,
+    valid_channel,
+)
+from twisted_sse.web._access import AccessPolicy, Denied
+from twisted_sse.web._client_address import TrustedProxies, client_address, client_key, describe_client
+from twisted_sse.web._lifetimes import Lifetimes
+from twisted_sse.web._stream import EventStream
 
 __all__ = ["SSEResource"]
 
@@ -154,7 +162,7 @@ class _Surface:
 
     def refusal(self, request: Request, denied: Denied) -> _Refused:
         """The answer to a denial (401 with its challenge, or 403), counted by reason."""
-        self.hub.counters[f"refused_{denied.reason}"] += 1
+        self.hub.counters.refuse(denied.reason)
         if denied.code == 401:
             request.setHeader(b"www-authenticate", b'Bearer realm="twisted-sse"')
         return _Refused(denied.code, denied.message)
@@ -210,7 +218,7 @@ class _Surface:
         """EventSource gives up on any non-200 answer: say 200, when to retry, and close."""
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
-        self.hub.counters["streams_refused"] += 1
+        self.hub.counters.streams_refused += 1
         retry = self.jittered_retry()
         _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
                   peer=self.describe(request), why=why, retry=retry)  # fmt: skip
@@ -221,7 +229,7 @@ class _Surface:
         if isinstance(failure.value, Denied):
             refused = self.refusal(request, failure.value)
             return _plain(request, refused.code, refused.message)
-        self.hub.counters["auth_unavailable"] += 1
+        self.hub.counters.auth_unavailable += 1
         return self._retry_later(request, f"the authorization callback failed: {failure.getErrorMessage()}")
 
     @staticmethod
@@ -387,7 +395,7 @@ class _Health(_Page):
             "connected": connected,
             "streams": surface.hub.streams_open,
             "channels": surface.hub.channels_held,
-            "counters": dict(surface.hub.counters),
+            "counters": surface.hub.counters.report(),
         }
         if not healthy:
             request.setHeader(b"retry-after", b"1")

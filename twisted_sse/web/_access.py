@@ -22,9 +22,9 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 
-from twisted_sse.auth_callback import AuthCallback, CallbackDenied
-from twisted_sse.channel_patterns import ChannelPatterns
-from twisted_sse.token_verifier import Grants, InvalidToken, TokenVerifier
+from twisted_sse.core import ChannelPatterns
+from twisted_sse.web._auth_callback import AuthCallback, CallbackDenied
+from twisted_sse.web._token_verifier import Grants, InvalidToken, TokenVerifier
 
 __all__ = ["AccessPolicy", "Denied"]
 

@@ -22,10 +22,10 @@ from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
-from twisted_sse.logs import Logger
+from twisted_sse.core import Logger
 
 if TYPE_CHECKING:
-    from twisted_sse.site import SSESite
+    from twisted_sse.web._site import SSESite
 
 __all__ = ["HTTPConnection", "abort", "http2_available", "request_line", "write_raw_answer"]
 

@@ -8,7 +8,7 @@ HTTP/2 frames) is the web edge's business: a block knows nothing of HTTP.
 
 from __future__ import annotations
 
-from twisted_sse.history import EventKey
+from twisted_sse.core._history import EventKey
 
 __all__ = ["Block"]
 

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["RedisAddress", "parse_redis_url"]
+from twisted_sse.core import RedisAddress
 
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """Where Redis is and how to log in: exactly one of `host` and `unix_path` is set."""
-
-    host: str | None = None
-    port: int = 6379
-    unix_path: str | None = None
-    tls: bool = False
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-
-    def describe(self) -> str:
-        """The address without its password, for logs."""
-        user = f"{self.username}@" if self.username else ""
-        if self.unix_path is not None:
-            return f"unix://{user}{self.unix_path}?db={self.db}"
-        scheme = "rediss" if self.tls else "redis"
-        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
-        return f"{scheme}://{user}{host}:{self.port}/{self.db}"
+__all__ = ["parse_redis_url"]
 
 
 def parse_redis_url(url: str) -> RedisAddress:

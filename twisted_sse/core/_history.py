@@ -12,7 +12,7 @@ TTL). Where events were trimmed away the history records its *cut*: the newest i
 longer holds. A client that resumes after id L missed events iff L < cut, or L is older
 than the broker's *origin* (the first id of its current data: anything before may be
 gone), or events after L have expired. The Redis broker runs the same rules in Lua
-(`twisted_sse.redis_scripts`).
+(`twisted_sse.redis._scripts`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twisted_sse.framing import Event
+from twisted_sse.core._framing import Event
 
 __all__ = ["EventKey", "parse_id", "format_id", "IdClock", "ChannelHistory", "Missed", "MAX_ID_LENGTH"]
 

@@ -1,0 +1,69 @@
+"""The core: pure, transport-neutral rules of twisted-sse (no HTTP, no Redis, no I/O).
+
+Framing (an event to bytes), ids and history rules, the envelope of durable events, the
+fan-out hub, blocks, resume (`Replay`), channel names and patterns, settings, counters,
+and the in-process broker. The web and Redis edges use these names; this package uses
+neither of them (a test checks its imports).
+"""
+
+from twisted_sse.core._block import Block
+from twisted_sse.core._channels import (
+    CHANNEL_RULE,
+    MAX_CHANNELS_PER_STREAM,
+    MAX_PATTERN_LENGTH,
+    ChannelPatterns,
+    checked_publication,
+    valid_channel,
+    valid_pattern,
+)
+from twisted_sse.core._counters import Counters
+from twisted_sse.core._envelope import MARK, raw, unpack
+from twisted_sse.core._framing import Event, check_field, encode, encode_comment, encode_retry
+from twisted_sse.core._history import MAX_ID_LENGTH, ChannelHistory, EventKey, IdClock, Missed, format_id, parse_id
+from twisted_sse.core._hub import Hub
+from twisted_sse.core._interfaces import Broker, Listener, Receiver
+from twisted_sse.core._logs import LEVELS, Logger, set_level
+from twisted_sse.core._memory_broker import MemoryBroker
+from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, Replay, read_missed
+from twisted_sse.core._settings import RedisAddress, Settings
+
+__all__ = [
+    "Block",
+    "CHANNEL_RULE",
+    "MAX_CHANNELS_PER_STREAM",
+    "MAX_PATTERN_LENGTH",
+    "ChannelPatterns",
+    "checked_publication",
+    "valid_channel",
+    "valid_pattern",
+    "Counters",
+    "MARK",
+    "raw",
+    "unpack",
+    "Event",
+    "check_field",
+    "encode",
+    "encode_comment",
+    "encode_retry",
+    "MAX_ID_LENGTH",
+    "ChannelHistory",
+    "EventKey",
+    "IdClock",
+    "Missed",
+    "format_id",
+    "parse_id",
+    "Hub",
+    "Broker",
+    "Listener",
+    "Receiver",
+    "LEVELS",
+    "Logger",
+    "set_level",
+    "MemoryBroker",
+    "LOST_EVENT_TYPE",
+    "Gap",
+    "Replay",
+    "read_missed",
+    "RedisAddress",
+    "Settings",
+]
