@@ -30,8 +30,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from tests.live import Daemon, free_port, get, wait_until  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from testbed import (  # noqa: E402
+    Daemon,
+    RedisServer,  # noqa: E402
+    free_port,
+    get,
+    wait_until,
+)
 from twisted_sse.publish import Publisher  # noqa: E402
 
 TOKEN = "bench-token"

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.redis_server import RedisServer
+from testbed import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import trustme
 
-from tests.live import Daemon, free_port, get
+from testbed import Daemon, free_port, get
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 PAYLOADS = [

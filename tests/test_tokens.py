@@ -6,7 +6,7 @@ import sys
 import jwt
 import pytest
 
-from tests.live import REPO, source_env
+from testbed import REPO, source_env
 from twisted_sse.tokens import COOKIE_ATTRIBUTES, subscriber_token
 from twisted_sse.web._token_verifier import TokenVerifier
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.live import REPO, Daemon, LiveStream, get, health, source_env, wait_until
+from testbed import REPO, Daemon, get, health, source_env, wait_until
+from tests.live import LiveStream
 
 SECRET = "integration-secret-of-32-bytes!!"
 

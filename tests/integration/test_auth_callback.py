@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.live import Daemon, LiveStream, free_port, get, health, wait_until
+from testbed import Daemon, free_port, get, health, wait_until
+from tests.live import LiveStream
 
 
 class _App(ThreadingHTTPServer):

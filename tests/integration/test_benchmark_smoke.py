@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from tests.live import REPO
+from testbed import REPO
 
 
 def test_benchmark_smoke_run(tmp_path):

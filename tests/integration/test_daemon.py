@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.live import REPO, TWISTD, Daemon, LiveStream, free_port, get, health, source_env, wait_until
+from testbed import REPO, TWISTD, Daemon, free_port, get, health, source_env, wait_until
+from tests.live import LiveStream
 from tests.sse_parser import Dispatched
 
 TOKEN = {"Authorization": "Bearer s3cret"}

@@ -9,7 +9,8 @@ import sys
 import httpx
 import pytest
 
-from tests.live import REPO, Daemon, LiveStream, free_port, get, source_env, wait_until
+from testbed import REPO, Daemon, free_port, get, source_env, wait_until
+from tests.live import LiveStream
 
 EXAMPLE = REPO / "examples" / "django"
 SECRET = "django-example-secret-of-32-bytes!"

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.live import Daemon, LiveStream, get, health, wait_until
-from tests.redis_server import RedisServer
+from testbed import Daemon, RedisServer, get, health, wait_until
+from tests.live import LiveStream
 from tests.sse_parser import SSEParser
 from twisted_sse.publish import Publisher
 

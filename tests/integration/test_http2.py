@@ -22,9 +22,9 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from testbed import health, wait_until
 from tests.h2_client import H2Client
 from tests.listeners import PAYLOADS, TOKEN, Listeners, expected_bytes, without_heartbeats
-from tests.live import health, wait_until
 
 
 @contextmanager

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tests.live import REPO, Daemon, LiveStream, get, health, wait_until
-from tests.redis_server import RedisServer
+from testbed import REPO, Daemon, RedisServer, get, health, wait_until
+from tests.live import LiveStream
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 
@@ -109,7 +109,7 @@ def test_bad_redis_url_is_a_usage_error(tmp_path):
     """A malformed --redis stops twistd with a usage error naming the option, not the password."""
     import subprocess
 
-    from tests.live import TWISTD, source_env
+    from testbed import TWISTD, source_env
 
     out = subprocess.run([*TWISTD, "-n", "sse", "--redis", "redis://user:hunter2@host:notaport"],
                          capture_output=True, text=True, env=source_env(), cwd=tmp_path)  # fmt: skip

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from tests.live import Daemon, LiveStream, get, health, wait_until
+from testbed import Daemon, get, health, wait_until
+from tests.live import LiveStream
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 

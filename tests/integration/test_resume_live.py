@@ -12,8 +12,8 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.live import Daemon, LiveStream, get, source_env, wait_until
-from tests.redis_server import RedisServer
+from testbed import Daemon, RedisServer, get, source_env, wait_until
+from tests.live import LiveStream
 from tests.resume_model import STATS, make_machine
 from twisted_sse.core._replay import LOST_EVENT_TYPE
 

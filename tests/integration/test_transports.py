@@ -18,8 +18,8 @@ import time
 import pytest
 from httpx_sse import connect_sse
 
+from testbed import health, wait_until
 from tests.listeners import PAYLOADS, Listeners, expected_bytes, without_heartbeats
-from tests.live import health, wait_until
 from tests.sse_parser import SSEParser
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.live import free_port, wait_until
+from testbed.processes import free_port, wait_until
 
 
 def redis_server_binary() -> str:

@@ -239,7 +239,12 @@ class TestBodies:
         answer = client.transport.value()
         assert answer.split(b" ")[1] == status and client.transport.disconnecting
         assert (b"WWW-Authenticate: Bearer" in answer) is (status == b"401")
-        assert harness.service.hub.counters.report()["refused_unauthenticated" if status == b"401" else "refused_forbidden"] == 1
+        assert (
+            harness.service.hub.counters.report()[
+                "refused_unauthenticated" if status == b"401" else "refused_forbidden"
+            ]
+            == 1
+        )
 
     def test_a_body_that_does_not_arrive_in_time_gets_408(self):
         """--body-timeout after the headers, a body still incomplete is answered 408 and the connection closed."""
