@@ -1,4 +1,4 @@
-"""ChannelPatterns: `*` matches any run of characters, nothing else is special."""
+"""Channels: which names are channels, and which names a pattern (`*` only) covers."""
 
 import re
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_sse.core._channels import ChannelPatterns, valid_pattern
+from twisted_sse.core._channels import ChannelPatterns, checked_publication, valid_channel, valid_pattern
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,25 @@ def test_covers_needs_every_channel():
     grants = ChannelPatterns(["news", "user.42"])
     assert grants.covers(["news", "user.42"]) and not grants.covers(["news", "user.43"])
     assert not ChannelPatterns([])
+
+
+@pytest.mark.parametrize("name", ["news", "a", "user.42", "A-Z_0:9", "x" * 128])
+def test_channel_names_of_the_documented_characters_are_valid(name):
+    """1-128 characters from A-Za-z0-9_.:- are a channel name."""
+    assert valid_channel(name)
+
+
+@pytest.mark.parametrize("name", ["", "x" * 129, "a b", "a*", "#events:a", "é", "a/b"])
+def test_anything_else_is_not_a_channel_name(name):
+    """Empty, too long, spaces, patterns, the reserved `#`, non-ASCII: refused."""
+    assert not valid_channel(name)
+
+
+def test_a_publication_is_checked_and_its_text_encoded():
+    """Text becomes UTF-8 bytes; a bad channel or a multi-line event type is a ValueError naming it."""
+    assert checked_publication("news", "héllo", "headline") == "héllo".encode()
+    assert checked_publication("news", b"\x00raw", None) == b"\x00raw"
+    with pytest.raises(ValueError, match="invalid channel name"):
+        checked_publication("bad name", b"x", None)
+    with pytest.raises(ValueError):
+        checked_publication("news", b"x", "two\nlines")

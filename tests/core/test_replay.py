@@ -79,3 +79,47 @@ def test_a_learnt_position_never_moves_back_but_a_rewind_does():
     assert replay.last == (5, 0)
     replay.rewind((2, 0))
     assert replay.last == (2, 0)
+
+
+def _gap(**kwargs):
+    from twisted_sse.core import Event, Gap
+
+    defaults = {"after": (5, 0), "lost": [], "events": [((6, 0), "a", Event(b"six", None, "6-0"))]}
+    return Gap(**{**defaults, **kwargs})
+
+
+def _lost_body(event):
+    import json
+
+    return json.loads(event.data)
+
+
+def test_a_stream_gets_one_sse_lost_naming_every_channel_that_lost_events_then_the_events():
+    """For a stream: first the loss signal (no id), then what history still had."""
+    from twisted_sse.core import LOST_EVENT_TYPE
+
+    (key, lost), (event_key, event) = _gap(lost=["a", "b"]).for_stream(["a", "b", "c"])
+    assert (key, lost.event, lost.id) == (None, LOST_EVENT_TYPE, None)
+    assert _lost_body(lost) == {"channels": ["a", "b"], "lastEventId": "5-0"}
+    assert (event_key, event.data) == ((6, 0), b"six")
+
+
+def test_a_stream_whose_id_was_ahead_gets_only_an_sse_lost_carrying_the_real_last_id():
+    """A far-future id: every channel of the stream is named, and the event's id is where the broker is."""
+    [(_, lost)] = _gap(after=(99, 0), ahead=(6, 0)).for_stream(["a", "c"])
+    assert lost.id == "6-0" and _lost_body(lost) == {"channels": ["a", "c"], "lastEventId": "99-0"}
+
+
+def test_the_broker_gets_an_sse_lost_per_channel_then_the_events_with_their_channels():
+    """After an outage each channel that lost events gets its own signal, routed by the hub."""
+    items = _gap(lost=["a", "b"]).per_channel()
+    assert [(key, channel) for key, (channel, _) in items] == [(None, "a"), (None, "b"), ((6, 0), "a")]
+    assert _lost_body(items[1][1][1]) == {"channels": ["b"], "lastEventId": "5-0"}
+
+
+def test_history_that_could_not_be_read_counts_as_lost_on_every_channel():
+    """No silent gap when the read failed: every channel is told."""
+    from twisted_sse.core import Gap
+
+    items = Gap.unreadable((5, 0), ["a", "b"]).per_channel()
+    assert [channel for _, (channel, _) in items] == ["a", "b"]

@@ -1,16 +1,31 @@
 """txredisapi at arm's length: connections that keep trying, and the raw subscriber.
 
 Everything here is about getting and keeping connections; what to do with them is
-`twisted_sse.redis._broker`'s job. DESIGN's checked facts about txredisapi 1.6 shape it:
+`twisted_sse.redis._broker`'s job. What this module relies on about txredisapi 1.6.0
+(read in its source, and exercised against a real redis-server by the integration tests):
 
-- connections are made with `factory.startConnecting(endpoint)`; `redis_endpoint` is the
-  one place that turns an address into an endpoint (a Sentinel variant replaces it);
-- txredisapi gives up reconnecting for good after a failed AUTH (it calls `stopTrying`):
-  these factories keep trying, with txredisapi's jittered, capped backoff;
-- the subscriber never gets a database (SELECT after SUBSCRIBE fails and ends
-  reconnection), keeps payloads as bytes and numbers as text;
-- txredisapi routes replies to callers by position, which goes wrong on a subscriber
-  connection: once ready, `Subscriber` hands every reply to its owner, unparsed by role.
+- connections are made with `factory.startConnecting(endpoint)` (`reactor.connectTCP` with
+  its factories raises AttributeError); `redis_endpoint` is the one place that turns an
+  address into an endpoint (a Sentinel variant replaces it);
+- a failed AUTH makes txredisapi call `stopTrying`, and it never reconnects again: these
+  factories keep trying, with txredisapi's jittered, capped backoff (driven by the global
+  reactor, so only a real Redis can test it);
+- the subscriber never gets a database: a SELECT after SUBSCRIBE fails, which also ends
+  reconnection (pub/sub ignores databases anyway);
+- `charset=None` keeps payloads as bytes and `convertNumbers=False` keeps "007" from
+  arriving as the int 7; both are factory attributes;
+- `connectionMade` returns a Deferred that fires once AUTH is done and `_ready` is set:
+  only then is the connection the owner's; txredisapi does not subscribe again after a
+  reconnect (the broker does);
+- replies are routed to callers by position, which goes wrong on a subscriber connection
+  (a PING after a SUBSCRIBE of several channels got a subscribe confirmation): once ready,
+  `Subscriber` hands every reply to its owner, unparsed by role;
+- commands on a lazy connection wait for ever while Redis is down: the broker puts a
+  timeout on each;
+- replies are parsed with hiredis when it is installed (a dependency: without it a bulk
+  reply is parsed a reactor turn later, and much slower);
+- importing txredisapi installs the global reactor: only `twisted_sse.redis._broker` and
+  this module import it, and nothing imports them before `twistd` has chosen a reactor.
 """
 
 from __future__ import annotations
