@@ -19,7 +19,7 @@ __all__ = ["MemoryBroker"]
 
 
 class MemoryBroker:
-    """A broker that lives in this process; see `twisted_sse.core._interfaces.Broker`.
+    """A broker that lives in this process; see `twisted_sse.core.Broker`.
 
     `clock` (an IReactorTime) gives the milliseconds ids are made of; `history` and
     `history_ttl` (seconds, 0 = no age bound) bound each channel's history.

@@ -84,7 +84,7 @@ def _missed(reply: list[Any]) -> Missed:
 
 
 class RedisBroker(Service):
-    """A broker on Redis pub/sub; see `twisted_sse.core._interfaces.Broker`.
+    """A broker on Redis pub/sub; see `twisted_sse.core.Broker`.
 
     `timeout` bounds every command (publishes fail rather than hang) and how long the
     subscriber connection may stay silent before it is cut and made again.
