@@ -65,16 +65,16 @@ class SlowHistoryBroker(MemoryBroker):
         super().__init__(clock)
         self.reads: list[tuple[Deferred, str, object]] = []
 
-    def history(self, channel, after):
+    def history(self, channel, after, count=0, size=0):
         d: Deferred = Deferred()
-        self.reads.append((d, channel, after))
+        self.reads.append((d, channel, after, count, size))
         return d
 
     def answer_reads(self) -> None:
         """Answer every pending read with what the history holds now."""
         reads, self.reads = self.reads, []
-        for d, channel, after in reads:
-            MemoryBroker.history(self, channel, after).chainDeferred(d)
+        for d, channel, after, count, size in reads:
+            MemoryBroker.history(self, channel, after, count, size).chainDeferred(d)
 
 
 class FakeSocket:

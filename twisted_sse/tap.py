@@ -94,6 +94,12 @@ class Options(usage.Options):
             "Channels one address's open streams may hold together in this process; 0 = no limit.",
         ],
         [
+            "max-resumes",
+            None,
+            str(_DEFAULTS.max_resumes),
+            "Streams reading history at once in this process (a page at a time); the others wait their turn.",
+        ],
+        [
             "max-stream-age",
             None,
             str(_DEFAULTS.max_stream_age),
@@ -207,6 +213,7 @@ class Options(usage.Options):
             cors_origins=tuple(self["cors-origin"]),
             trusted_proxies=tuple(self["trusted-proxy"]),
             max_stream_age=_number(self, "max-stream-age", float, 0.0),
+            max_resumes=_number(self, "max-resumes", int, 1),
             max_streams_per_ip=_number(self, "max-streams-per-ip", int, 0),
             max_channels_per_ip=_number(self, "max-channels-per-ip", int, 0),
             jwt_key=jwt_key,

@@ -123,3 +123,87 @@ def test_history_that_could_not_be_read_counts_as_lost_on_every_channel():
 
     items = Gap.unreadable((5, 0), ["a", "b"]).per_channel()
     assert [channel for _, (channel, _) in items] == ["a", "b"]
+
+
+@given(
+    layout=st.lists(st.tuples(st.sampled_from("abc"), st.integers(min_value=0, max_value=30)), max_size=40),
+    after=st.integers(min_value=0, max_value=40),
+    count=st.integers(min_value=1, max_value=8),
+    size=st.integers(min_value=1, max_value=80),
+    channels=st.sets(st.sampled_from("abc"), min_size=1).map(sorted),
+)
+def test_pages_hand_on_exactly_the_events_after_the_id_in_id_order_each_within_its_bound(
+    layout, after, count, size, channels
+):
+    """However history is spread over channels and however small a page, the pages together are every
+    event of the channels after the id, once, in id order; no page reads more than its bound."""
+    from twisted.internet.task import Clock
+
+    from twisted_sse.core import HistoryPages, MemoryBroker, parse_id
+
+    clock = Clock()
+    clock.advance(1000)
+    broker = MemoryBroker(clock)
+    published = []
+    for channel, length in layout:
+        clock.advance(0.0004)
+        published.append((channel, broker.publish(channel, b"x" * length).result))
+    expected = [event_id for channel, event_id in published[after:] if channel in channels]
+    start = parse_id(published[after - 1][1]) if 0 < after <= len(published) else (0, 0)
+    if after > len(published):
+        expected = []
+        start = parse_id(published[-1][1]) if published else (0, 0)
+    pages = HistoryPages(broker, channels, start, count, size)
+    handed, rounds = [], 0
+    while not pages.done:
+        gap = pages.next().result
+        rounds += 1
+        assert gap.ahead is None and rounds <= 200
+        assert len(gap.events) <= max(count, len(channels))  # every channel read gets an equal share
+        handed += [event.id for _, _, event in gap.events]
+    assert handed == expected
+
+
+def test_a_page_reads_an_equal_share_of_the_channels_still_being_read():
+    """Count and size are split over the channels read; one that had nothing more is not read again."""
+    from twisted.internet.task import Clock
+
+    from tests.fakes import SlowHistoryBroker
+    from twisted_sse.core import HistoryPages
+
+    clock = Clock()
+    clock.advance(1000)
+    broker = SlowHistoryBroker(clock)
+    broker.publish("c", b"early")
+    for n in range(6):
+        clock.advance(0.001)
+        broker.publish("a", b"%d" % n)
+    pages = HistoryPages(broker, ["a", "c"], (0, 0), 4, 1000)
+    first = pages.next()
+    assert [(channel, count, size) for _, channel, _, count, size in broker.reads] == [("a", 2, 500), ("c", 2, 500)]
+    broker.answer_reads()
+    assert [event.data for _, _, event in first.result.events] == [b"early", b"0", b"1"] and not pages.done
+    second = pages.next()
+    assert [(channel, count, size) for _, channel, _, count, size in broker.reads] == [("a", 4, 1000)]
+    broker.answer_reads()
+    assert [event.data for _, _, event in second.result.events] == [b"2", b"3", b"4", b"5"] and pages.done
+
+
+def test_a_channel_read_past_the_others_bound_is_held_back_and_read_again():
+    """Events beyond where every channel is known wait for the next page: id order across channels holds."""
+    from twisted.internet.task import Clock
+
+    from twisted_sse.core import HistoryPages, MemoryBroker
+
+    clock = Clock()
+    clock.advance(1000)
+    broker = MemoryBroker(clock)
+    for n in range(4):
+        clock.advance(0.001)
+        broker.publish("a", b"a%d" % n)
+    broker.publish("b", b"late")
+    pages = HistoryPages(broker, ["a", "b"], (0, 0), 4, 1000)
+    handed = []
+    while not pages.done:
+        handed.append([event.data for _, _, event in pages.next().result.events])
+    assert handed == [[b"a0", b"a1"], [b"a2", b"a3", b"late"]]

@@ -9,15 +9,24 @@ from tests.resume_model import make_machine
 
 
 class InProcess:
-    """History reads answer only when the machine settles or checks, so live events race them."""
+    """History reads answer only when the machine settles or checks, so live events race them.
+
+    Pages are tiny (3 events, or 12 bytes of data) so that a resume takes several of them,
+    and only 2 streams read at once: the others wait their turn, holding live events."""
 
     def __init__(self):
         clock = Clock()
         self.broker = SlowHistoryBroker(clock)
-        self.harness = Harness(broker=self.broker, clock=clock)
+        self.harness = Harness(broker=self.broker, clock=clock, resume_page_events=3, resume_page_bytes=12,
+                               max_resumes=2)  # fmt: skip
 
     def settle(self):
-        self.broker.answer_reads()
+        """Answer reads until none is pending; each next page is read a reactor turn later."""
+        while True:
+            self.broker.answer_reads()
+            self.harness.clock.advance(0)
+            if not self.broker.reads:
+                return
 
     def publish(self, channel, data):
         import json

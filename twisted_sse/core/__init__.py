@@ -19,12 +19,21 @@ from twisted_sse.core._channels import (
 from twisted_sse.core._counters import Counters
 from twisted_sse.core._envelope import MARK, raw, unpack
 from twisted_sse.core._framing import Event, check_field, encode, encode_comment, encode_retry
-from twisted_sse.core._history import MAX_ID_LENGTH, ChannelHistory, EventKey, IdClock, Missed, format_id, parse_id
+from twisted_sse.core._history import (
+    MAX_ID_LENGTH,
+    ChannelHistory,
+    EventKey,
+    IdClock,
+    Missed,
+    format_id,
+    page_of,
+    parse_id,
+)
 from twisted_sse.core._hub import Hub
 from twisted_sse.core._interfaces import Broker, Listener, Receiver
 from twisted_sse.core._logs import LEVELS, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
-from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, Replay, read_missed
+from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
 from twisted_sse.core._settings import RedisAddress, Settings
 
 __all__ = [
@@ -52,6 +61,7 @@ __all__ = [
     "Missed",
     "format_id",
     "parse_id",
+    "page_of",
     "Hub",
     "Broker",
     "Listener",
@@ -63,7 +73,7 @@ __all__ = [
     "LOST_EVENT_TYPE",
     "Gap",
     "Replay",
-    "read_missed",
+    "HistoryPages",
     "RedisAddress",
     "Settings",
 ]

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from twisted_sse.core._framing import Event
 
-__all__ = ["EventKey", "parse_id", "format_id", "IdClock", "ChannelHistory", "Missed", "MAX_ID_LENGTH"]
+__all__ = ["EventKey", "parse_id", "format_id", "IdClock", "ChannelHistory", "Missed", "page_of", "MAX_ID_LENGTH"]
 
 EventKey = tuple[int, int]
 """An id as a comparable value: (milliseconds, sequence)."""
@@ -75,6 +75,21 @@ class Missed:
     events: list[Event]
     ahead: EventKey | None = None
     """The broker's last issued id when the one asked after is beyond it (a far-future or forged id)."""
+    more: bool = False
+    """The read stopped at its page bound: events after the last one returned may be held too."""
+
+
+def page_of(events: Iterable[Event], count: int, size: int) -> tuple[list[Event], bool]:
+    """The first events that fit `count` events and `size` bytes of data (at least one; 0: no bound),
+    and whether any were left out. The Redis read script cuts its pages by the same rule."""
+    page: list[Event] = []
+    total = 0
+    for event in events:
+        if (count and len(page) >= count) or (size and page and total + len(event.data) > size):
+            return page, True
+        page.append(event)
+        total += len(event.data)
+    return page, False
 
 
 class ChannelHistory:
@@ -99,8 +114,10 @@ class ChannelHistory:
             while self._events and self._events[0][0][0] < oldest_kept:
                 self.cut = self._events.popleft()[0]
 
-    def after(self, key: EventKey, origin: EventKey, now_ms: int) -> Missed:
-        """The events after `key`, and whether any event after it is no longer held."""
+    def after(self, key: EventKey, origin: EventKey, now_ms: int, count: int = 0, size: int = 0) -> Missed:
+        """The events after `key` (a page of at most `count` events and `size` bytes; 0: no bound),
+        and whether any event after it is no longer held."""
         self.trim(now_ms)
         lost = key < origin or (self.cut is not None and key < self.cut)
-        return Missed(lost, [event for event_key, event in self._events if event_key > key])
+        events, more = page_of((event for event_key, event in self._events if event_key > key), count, size)
+        return Missed(lost, events, more=more)

@@ -39,8 +39,11 @@ class Broker(Protocol):
     def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
         """Publish one event; fires with its id, or None when the broker assigns none."""
 
-    def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
-        """The channel's held events after `after`, and whether any after it are gone."""
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
+        """The channel's held events after `after`, and whether any after it are gone.
+
+        A page: at most `count` events and, past the first, `size` bytes of data (0: no bound);
+        `Missed.more` says the page stopped there."""
 
     def is_connected(self) -> bool:
         """True while messages can flow."""

@@ -62,13 +62,13 @@ class MemoryBroker:
             self._receiver([(channel, message)])
         return succeed(event_id)
 
-    def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         if after > self._ids.last:
             return succeed(Missed(True, [], self._ids.last))
         history = self._histories.get(channel)
         if history is None:
             return succeed(Missed(after < self._ids.origin, []))
-        return succeed(history.after(after, self._ids.origin, self._now_ms()))
+        return succeed(history.after(after, self._ids.origin, self._now_ms(), count, size))
 
     def is_connected(self) -> bool:
         return True

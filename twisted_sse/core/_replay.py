@@ -7,7 +7,7 @@ skipping every id already passed on: nothing lost, nothing twice, in id order.
 Two gaps are filled this way. A stream that resumes after its client's `Last-Event-ID`
 (`twisted_sse.web._stream`), and the Redis broker after its subscriber connection was down,
 from the last id the process received (`twisted_sse.redis._broker`). Both read the gap
-with `read_missed`.
+a page at a time with `HistoryPages`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from twisted_sse.core._framing import Event
 from twisted_sse.core._history import EventKey, Missed, format_id, parse_id
 from twisted_sse.core._interfaces import Broker
 
-__all__ = ["Replay", "Gap", "LOST_EVENT_TYPE", "read_missed"]
+__all__ = ["Replay", "Gap", "HistoryPages", "LOST_EVENT_TYPE"]
 
 LOST_EVENT_TYPE = "sse-lost"
 """The type of the event that says events after the client's id are no longer held."""
@@ -88,7 +88,12 @@ class Replay(Generic[T]):
             self._last = last
         return True
 
-    def release(self, replayed: Iterable[tuple[EventKey | None, T]]) -> None:
+    def replay(self, replayed: Iterable[tuple[EventKey | None, T]]) -> None:
+        """Pass on a page of replayed items; live items stay held until `release`."""
+        for key, item in replayed:
+            self._pass(key, item)
+
+    def release(self, replayed: Iterable[tuple[EventKey | None, T]] = ()) -> None:
         """Pass on the replayed items, then the held live ones; back to passing live items."""
         for key, item in replayed:
             self._pass(key, item)
@@ -150,19 +155,71 @@ def _lost_event(channels: Sequence[str], after: EventKey, now_at: EventKey | Non
     return Event(json.dumps(body).encode("utf-8"), LOST_EVENT_TYPE, event_id)
 
 
-def read_missed(broker: Broker, channels: Sequence[str], after: EventKey) -> Deferred[Gap]:
-    """Every channel's events after `after` from the broker's history, merged in id order."""
+class HistoryPages:
+    """What channels missed after an id, read a page at a time, in id order across the channels.
 
-    def merge(results: list[Missed]) -> Gap:
-        lost = [channel for channel, missed in zip(channels, results, strict=True) if missed.lost]
-        events = [
-            (parse_id(event.id), channel, event)
-            for channel, missed in zip(channels, results, strict=True)
-            for event in missed.events
-        ]
-        events.sort(key=lambda item: item[0] or (0, 0))
+    A page reads at most `count` events and about `size` bytes of data in all: an equal
+    share from each channel still being read, after the cursor (the last id handed on).
+    Every event up to the smallest last id among the shares that came back full is then
+    known across all channels, so those go out in id order and the cursor moves there;
+    the rest is read again with the next page. A channel that had nothing past the cursor
+    is done. So memory (here, and in Redis for one read) is bounded by a page, whatever the
+    history holds, and the caller decides when to read the next one (back-pressure).
+    """
+
+    def __init__(self, broker: Broker, channels: Sequence[str], after: EventKey, count: int, size: int) -> None:
+        self._broker = broker
+        self._reading = list(channels)
+        self._cursor = after
+        self._count = count
+        self._size = size
+        self._first = True
+
+    @property
+    def done(self) -> bool:
+        return not self._reading
+
+    @property
+    def cursor(self) -> EventKey:
+        """Everything up to here was handed on; the next page reads after it."""
+        return self._cursor
+
+    def next(self) -> Deferred[Gap]:
+        """The next page: what the channels missed after the cursor, up to the page's bound."""
+        reading = self._reading
+        count = max(1, self._count // len(reading))
+        size = max(1, self._size // len(reading))
+        reads = [self._broker.history(channel, self._cursor, count, size) for channel in reading]
+        return gatherResults(reads, consumeErrors=True).addCallback(self._merge, reading)
+
+    def _merge(self, results: list[Missed], reading: list[str]) -> Gap:
+        after = self._cursor
+        first, self._first = self._first, False
         ahead = max((missed.ahead for missed in results if missed.ahead is not None), default=None)
-        return Gap(after, lost, events, ahead)
+        lost = [channel for channel, missed in zip(reading, results, strict=True) if missed.lost]
+        if ahead is not None and first:
+            self._reading = []
+            return Gap(after, lost, [], ahead)
+        bound = min((_key(missed.events[-1]) for missed in results if missed.more and missed.events), default=None)
+        events: list[tuple[EventKey | None, str, Event]] = []
+        self._reading = []
+        for channel, missed in zip(reading, results, strict=True):
+            for event in missed.events:
+                key = _key(event)
+                if bound is not None and key > bound:
+                    self._reading.append(channel)  # read again after the new cursor
+                    break
+                events.append((key, channel, event))
+            else:
+                if missed.more:
+                    self._reading.append(channel)
+        events.sort(key=lambda item: item[0] or (0, 0))
+        if bound is not None:
+            self._cursor = bound
+        return Gap(after, lost, events)
 
-    reads = [broker.history(channel, after) for channel in channels]
-    return gatherResults(reads, consumeErrors=True).addCallback(merge)
+
+def _key(event: Event) -> EventKey:
+    key = parse_id(event.id)
+    assert key is not None, "history events always have ids"
+    return key

@@ -74,6 +74,12 @@ class Settings:
     """Streams one client address (an IPv6 /64) may have open in this process; 0: no limit."""
     max_channels_per_ip: int = 1024
     """Channels one address's open streams may hold together in this process; 0: no limit."""
+    max_resumes: int = 8
+    """Streams reading history at once in this process; the others wait their turn (holding live events)."""
+    resume_page_events: int = 256
+    """Events a resuming stream reads per page, across its channels (the next page once it took this one)."""
+    resume_page_bytes: int = 256 * 1024
+    """Bytes of event data a resuming stream reads per page (at least one event of each channel it reads)."""
     max_stream_age: float = 3600.0
     """Seconds a stream lives (jittered by 10% either way) before it ends with retry: and resumes; 0: no bound."""
     jwt_key: str | None = None

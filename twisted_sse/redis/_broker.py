@@ -29,6 +29,7 @@ from twisted_sse.core import (
     Event,
     EventKey,
     Gap,
+    HistoryPages,
     Logger,
     Missed,
     Receiver,
@@ -37,7 +38,6 @@ from twisted_sse.core import (
     format_id,
     parse_id,
     raw,
-    read_missed,
     unpack,
 )
 from twisted_sse.redis._connection import (
@@ -63,6 +63,10 @@ __all__ = ["RedisBroker", "RedisUnavailable"]
 
 _log = Logger()
 
+RECOVERY_PAGE_EVENTS = 4096
+RECOVERY_PAGE_BYTES = 4 * 1024 * 1024
+"""A page of what channels missed during an outage, handed to the hub in one reactor turn."""
+
 _PUBLISH = Script.of(PUBLISH_SCRIPT)
 _READ = Script.of(READ_SCRIPT)
 _POSITION = Script.of(POSITION_SCRIPT)
@@ -73,14 +77,15 @@ class RedisUnavailable(Exception):
 
 
 def _missed(reply: list[Any]) -> Missed:
-    """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...], last id if the one asked is ahead, else ''}."""
-    lost, entries, ahead = reply
+    """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...], last id if the one asked is ahead, else '',
+    more}."""
+    lost, entries, ahead, more = reply
     events = []
     for event_id, fields in entries:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
         event = values.get(b"e")
         events.append(Event(values.get(b"d", b""), event.decode("utf-8") if event else None, event_id.decode("ascii")))
-    return Missed(bool(lost), events, parse_id(ahead.decode("ascii")) if ahead else None)
+    return Missed(bool(lost), events, parse_id(ahead.decode("ascii")) if ahead else None, bool(more))
 
 
 class RedisBroker(Service):
@@ -117,6 +122,8 @@ class RedisBroker(Service):
         self._arrived: list[tuple[str, Event]] = []
         self._subscriber_factory = subscriber_factory(address, self)
         self._commands = command_factory(address, timeout)
+        self._reads = command_factory(address, timeout)
+        """History reads on a connection of their own: a long read never delays a publish."""
         self._liveness = LoopingCall(self._check_liveness)
         self._liveness.clock = reactor
 
@@ -127,13 +134,15 @@ class RedisBroker(Service):
         _log.info("connecting to Redis at {address}", address=self.address.describe())
         self._subscriber_factory.startConnecting(redis_endpoint(self._reactor, self.address))
         self._commands.startConnecting(redis_endpoint(self._reactor, self.address))
+        self._reads.startConnecting(redis_endpoint(self._reactor, self.address))
         self._liveness.start(self._timeout / 3, now=False)
 
     def stopService(self) -> Deferred[list[object]]:
         super().stopService()
         if self._liveness.running:
             self._liveness.stop()
-        return gatherResults([self._subscriber_factory.disconnect(), self._commands.disconnect()], consumeErrors=True)
+        factories = (self._subscriber_factory, self._commands, self._reads)
+        return gatherResults([factory.disconnect() for factory in factories], consumeErrors=True)
 
     # Broker
 
@@ -162,13 +171,16 @@ class RedisBroker(Service):
         d = self._script(_PUBLISH, keys(self._prefix, channel.encode("ascii")), args)
         return d.addCallback(lambda event_id: event_id.decode("ascii"))
 
-    def history(self, channel: str, after: EventKey) -> Deferred[Missed]:
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         name = channel.encode("ascii")
-        d = self._script(_READ, keys(self._prefix, name), [name, format_id(after).encode("ascii"), *self._bounds])
-        return d.addCallback(_missed)
+        args = [name, format_id(after).encode("ascii"), *self._bounds, b"%d" % count, b"%d" % size]
+        return self._read_script(_READ, keys(self._prefix, name), args).addCallback(_missed)
 
     def _script(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
         return run_script(self._commands, script, script_keys, args).addTimeout(self._timeout, self._reactor)
+
+    def _read_script(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
+        return run_script(self._reads, script, script_keys, args).addTimeout(self._timeout, self._reactor)
 
     def _pubsub_names(self, channel: str) -> tuple[bytes, bytes]:
         """A channel's two pub/sub names: raw payloads, then durable events (one command subscribes both)."""
@@ -289,37 +301,59 @@ class RedisBroker(Service):
         self._script(_POSITION, keys(self._prefix, b""), []).addCallbacks(learned, failed)
 
     def _recover(self, channels: list[str], generation: int) -> Deferred[None] | None:
-        """All channels are subscribed again: hand on what they missed, then the held live messages."""
+        """All channels are subscribed again: hand on what they missed a page at a time, then the
+        held live messages. Each page goes to the hub on its own reactor turn."""
         if generation != self._connections:
             return None
         after = self._replay.last or (0, 0)
+        pages = HistoryPages(self, channels, after, RECOVERY_PAGE_EVENTS, RECOVERY_PAGE_BYTES)
         started = self._reactor.seconds()
+        counts = [0, 0]  # events, channels that lost some
+        done: Deferred[None] = Deferred()
+
+        def read(_: object = None) -> None:
+            if generation != self._connections:
+                done.callback(None)
+            else:
+                pages.next().addCallbacks(recovered, failed)
 
         def recovered(gap: Gap) -> None:
             if generation != self._connections:
+                done.callback(None)
                 return
-            self._replay.release(gap.per_channel())
+            self._replay.replay(gap.per_channel())
+            counts[0] += len(gap.events)
+            counts[1] += len(gap.lost)
+            if not pages.done:
+                self.received_all()
+                self._reactor.callLater(0, read)
+                return
+            self._replay.release()
             self.received_all()
             _log.info(
                 "recovered {count} events published while Redis was out of reach ({lost} channels lost some) "
                 "in {seconds:.3f}s",
-                count=len(gap.events),
-                lost=len(gap.lost),
+                count=counts[0],
+                lost=counts[1],
                 seconds=self._reactor.seconds() - started,
             )
+            done.callback(None)
 
         def failed(failure: Failure) -> None:
             if generation != self._connections:
+                done.callback(None)
                 return
             _log.error(
                 "could not read what {count} channels missed: {error}; telling their clients",
                 count=len(channels),
                 error=failure.getErrorMessage(),
             )
-            self._replay.release(Gap.unreadable(after, channels).per_channel())
+            self._replay.release(Gap.unreadable(pages.cursor, channels).per_channel())
             self.received_all()
+            done.callback(None)
 
-        return read_missed(self, channels, after).addCallbacks(recovered, failed)
+        read()
+        return done
 
     def _check_liveness(self) -> None:
         subscriber = self._subscriber

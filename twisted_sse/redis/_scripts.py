@@ -18,8 +18,9 @@ Any language can publish the same way:
     EVAL <PUBLISH_SCRIPT> 4 sse:#history:news sse:#last-id sse:#cuts sse:#origin
          sse:#events:news news <data> <event type or ""> <history length> <history ttl ms or 0>
 
-and gets the id back. READ_SCRIPT returns {lost (0/1), entries after an id, the last id
-issued when the id asked after is beyond it (else "")}.
+and gets the id back. READ_SCRIPT returns {lost (0/1), a page of the entries after an id
+(at most COUNT entries and, past the first, SIZE bytes of data), the last id issued when
+the id asked after is beyond it (else ""), more (0/1: the page stopped at its bound)}.
 POSITION_SCRIPT returns the id everything published from now on will follow (the last
 id issued, or the origin): where a subscriber starts counting what it has seen.
 """
@@ -129,18 +130,36 @@ READ_SCRIPT = (
     + r"""
 local channel, after = ARGV[1], ARGV[2]
 local limit, ttl_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+local count, size = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
 local first = origin(now)
 trim(channel, limit, ttl_ms, now)
 local last = redis.call('GET', KEYS[2]) or first
 if less(last, after) then
   -- ahead of every id this Redis issued (a forged or far-future id): say where it really is
-  return {1, {}, last}
+  return {1, {}, last, 0}
 end
 local cut = redis.call('HGET', KEYS[3], channel)
 local lost = 0
 if less(after, first) or (cut and less(after, cut)) then lost = 1 end
-return {lost, redis.call('XRANGE', KEYS[1], '(' .. after, '+'), ''}
+local entries
+if count > 0 then
+  entries = redis.call('XRANGE', KEYS[1], '(' .. after, '+', 'COUNT', count + 1)
+else
+  entries = redis.call('XRANGE', KEYS[1], '(' .. after, '+')
+end
+-- a page: at most `count` entries and, past the first, `size` bytes of data (0: no bound)
+local page, total, more = {}, 0, 0
+for _, entry in ipairs(entries) do
+  local data = entry[2][2]
+  if (count > 0 and #page >= count) or (size > 0 and #page > 0 and total + #data > size) then
+    more = 1
+    break
+  end
+  page[#page + 1] = entry
+  total = total + #data
+end
+return {lost, page, '', more}
 """
 )
 

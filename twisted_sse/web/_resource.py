@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -41,7 +41,7 @@ from twisted_sse.core import (
 from twisted_sse.web._access import AccessPolicy, Denied
 from twisted_sse.web._client_address import TrustedProxies, client_address, client_key, describe_client
 from twisted_sse.web._lifetimes import Lifetimes
-from twisted_sse.web._stream import EventStream
+from twisted_sse.web._stream import EventStream, Resumes
 
 __all__ = ["SSEResource"]
 
@@ -100,6 +100,7 @@ class _Surface:
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
     access: AccessPolicy = field(default_factory=lambda: AccessPolicy(None))
     lifetimes: Lifetimes | None = None
+    resumes: Resumes = field(default_factory=Resumes)
 
     def describe(self, request: Request) -> str:
         """The client, for logs (behind trusted proxies: the address they forwarded)."""
@@ -210,6 +211,7 @@ class _Surface:
             self.describe(request),
             self.lifetimes,
             client,
+            self.resumes,
         )
         stream.open(self.settings.retry_ms, self._resume_from(request), self.stream_ends_at(expires))
         return NOT_DONE_YET
@@ -428,6 +430,9 @@ class SSEResource(_Page):
             proxies=TrustedProxies(settings.trusted_proxies),
             access=access or AccessPolicy(None),
             lifetimes=lifetimes,
+            resumes=Resumes(
+                DeferredSemaphore(settings.max_resumes), settings.resume_page_events, settings.resume_page_bytes
+            ),
         )
         super().__init__(surface)
         self.putChild(b"events", _Events(self._surface))

@@ -8,8 +8,9 @@ client left (FIN or RST), the server closed it, or the client was too slow.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
@@ -21,20 +22,32 @@ from twisted_sse.core import (
     Broker,
     EventKey,
     Gap,
+    HistoryPages,
     Hub,
     Logger,
     Replay,
     encode,
     encode_retry,
     format_id,
-    read_missed,
 )
 from twisted_sse.web._lifetimes import Lifetimes
 from twisted_sse.web._writer import ResponseWriter, cut
 
-__all__ = ["EventStream"]
+__all__ = ["EventStream", "Resumes"]
 
 _log = Logger()
+
+
+@dataclass(frozen=True)
+class Resumes:
+    """What bounds resuming streams: history reads at once (`slots`), and a page of history."""
+
+    slots: DeferredSemaphore = field(default_factory=lambda: DeferredSemaphore(8))
+    """Streams reading history at a time, process-wide; the others wait their turn (holding live events)."""
+    page_events: int = 256
+    """Events read per page, across the stream's channels."""
+    page_bytes: int = 256 * 1024
+    """Bytes of event data read per page (a page holds at least one event of each channel read)."""
 
 
 @implementer(IPushProducer)
@@ -51,7 +64,8 @@ class EventStream:
     __slots__ = (
         "_request", "_hub", "_broker", "_replay", "_writer", "channels", "_clock", "_max_queue",
         "_retry_after_failure", "_paused", "_pending", "_pending_bytes", "_closed", "_opened_at",
-        "peer", "events_sent", "_lifetimes", "_client", "__weakref__",
+        "peer", "events_sent", "_lifetimes", "_client", "_resumes", "_pages", "_held_bytes", "_page_wanted",
+        "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -66,9 +80,10 @@ class EventStream:
         peer: str,
         lifetimes: Lifetimes | None = None,
         client: str | None = None,
+        resumes: Resumes | None = None,
     ) -> None:
         """`peer` names the client in logs; `lifetimes` ends the stream at the time `open` gives;
-        `client` is what per-client limits count it under."""
+        `client` is what per-client limits count it under; `resumes` bounds its history reads."""
         self._request = request
         self._hub = hub
         self._broker = broker
@@ -86,14 +101,21 @@ class EventStream:
         self.peer = peer
         self._lifetimes = lifetimes
         self._client = client
+        self._resumes = resumes or Resumes()
+        self._pages: HistoryPages | None = None
+        self._held_bytes = 0
+        """Bytes of live events held while history is replayed: they count against `max_queue`."""
+        self._page_wanted: Deferred[None] | None = None
+        """Fires when the client has taken the last page and the next may be read."""
         self.events_sent = 0
 
     def open(self, retry_ms: int, after: EventKey | None = None, ends_at: float | None = None) -> None:
         """Send the first bytes at once and start listening; resume after `after` if given; end at `ends_at`.
 
         Resuming: live events are held from the moment the stream registers; once the
-        broker confirms the subscription the history after `after` is read and sent, then
-        the held events, skipping what the history already had.
+        broker confirms the subscription (and a resume slot is free) the history after
+        `after` is read and sent a page at a time, each page once the client has taken
+        the one before, then the held events, skipping what the history already had.
         """
         if self._request.content is not None:
             self._request.content.close()  # a stream has no body: don't keep an empty buffer open for hours
@@ -120,15 +142,53 @@ class EventStream:
         ready.addErrback(self._not_subscribed)
 
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
-        return read_missed(self._broker, self.channels, after).addCallback(self._caught_up)
+        resumes = self._resumes
+        self._pages = HistoryPages(self._broker, self.channels, after, resumes.page_events, resumes.page_bytes)
+        return resumes.slots.run(self._read_pages)
 
-    def _caught_up(self, gap: Gap) -> None:
-        if self._closed:
-            return
+    def _read_pages(self) -> Deferred[None]:
+        """Read and send every page, each once the client took the one before; fires when done."""
+        done: Deferred[None] = Deferred()
+
+        def read(_: object = None) -> None:
+            pages = self._pages
+            if self._closed or pages is None or pages.done:
+                done.callback(None)
+                return
+            pages.next().addCallbacks(sent, done.errback)
+
+        def sent(gap: Gap) -> None:
+            if self._closed:
+                done.callback(None)
+                return
+            self._send_page(gap)
+            pages = self._pages
+            assert pages is not None
+            if pages.done:
+                self._replay.release()
+                self._held_bytes = 0
+                done.callback(None)
+            else:
+                self._page_taken().addCallback(read)
+
+        read()
+        return done
+
+    def _send_page(self, gap: Gap) -> None:
         if gap.ahead is not None:
             # The client's id is beyond everything issued: it would wait for ever. Go on from where things are.
             self._replay.rewind(gap.ahead)
-        self._replay.release([(key, encode(event)) for key, event in gap.for_stream(self.channels)])
+        self._replay.replay([(key, encode(event)) for key, event in gap.for_stream(self.channels)])
+
+    def _page_taken(self) -> Deferred[None]:
+        """Fires once the client has taken what was written (at once unless the transport paused
+        this stream), a reactor turn later: pages never run the reactor for long."""
+        wanted: Deferred[None] = Deferred()
+        if self._paused:
+            self._page_wanted = wanted
+        else:
+            self._clock.callLater(0, wanted.callback, None)
+        return wanted
 
     # Listener: what the hub calls.
 
@@ -142,6 +202,11 @@ class EventStream:
             assert self._writer is not None
             self._writer.write_block(block)
             return
+        if replay.holding:
+            self._held_bytes += len(block.data)
+            if self._held_bytes + self._pending_bytes > self._max_queue:
+                self.abort(f"client too slow, more than {self._max_queue} bytes held while it resumes")
+                return
         for key, data in block.items:
             replay.live(key, data)
 
@@ -172,6 +237,11 @@ class EventStream:
             self._pending_bytes = 0
             assert self._writer is not None
             self._writer.write(data)
+        wanted, self._page_wanted = self._page_wanted, None
+        if wanted is not None and not self._paused:
+            self._clock.callLater(0, wanted.callback, None)
+        elif wanted is not None:
+            self._page_wanted = wanted
 
     def stopProducing(self) -> None:
         """The connection is going away; `_finished` does the cleanup."""
@@ -224,6 +294,9 @@ class EventStream:
         self._closed = True
         self._pending = []
         self._hub.remove(self)
+        wanted, self._page_wanted = self._page_wanted, None
+        if wanted is not None:
+            wanted.callback(None)  # a replay waiting for the client ends, and frees its resume slot
         if self._lifetimes is not None:
             self._lifetimes.discard(self)
         _log.info(
