@@ -127,3 +127,62 @@ def test_an_id_ahead_of_everything_issued_gets_the_real_position_then_live():
     assert json.loads(events[0].data) == {"channels": ["news", "other"], "lastEventId": "99999999999999-0"}
     _publish(harness, "news", b"live")
     assert _data(client)[1:] == ["live"]
+
+
+def _settle(harness, broker):
+    while True:
+        broker.answer_reads()
+        harness.clock.advance(0)
+        if not broker.reads:
+            return
+
+
+def test_the_next_page_is_read_only_once_the_client_took_the_last():
+    """A client whose transport paused the stream gets no further history read until it resumes."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock, resume_page_events=2)
+    ids = _publish(harness, "news", *[b"%d" % n for n in range(7)])
+    client = harness.stream("/events/news", {"Last-Event-ID": ids[0]})
+    client.transport.producer.pauseProducing()  # the client's socket buffer is full
+    broker.answer_reads()
+    clock.advance(1)
+    assert broker.reads == [] and _data(client) == []  # one page queued, no further read
+    client.transport.producer.resumeProducing()
+    assert _data(client) == ["1", "2"]
+    clock.advance(0)
+    assert len(broker.reads) == 1
+    _settle(harness, broker)
+    assert _data(client) == [str(n) for n in range(1, 7)]
+
+
+def test_at_most_max_resumes_streams_read_history_at_once_and_the_others_wait_their_turn():
+    """With --max-resumes 1 a second resume reads nothing until the first has finished, then gets all of its own."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock, max_resumes=1)
+    ids = _publish(harness, "a", b"a1", b"a2")
+    ids += _publish(harness, "b", b"b1")
+    first = harness.stream("/events/a", {"Last-Event-ID": ids[0]})
+    second = harness.stream("/events/b", {"Last-Event-ID": ids[0]})
+    assert [channel for _, channel, *_ in broker.reads] == ["a"]
+    _publish(harness, "b", b"b2")  # live while it waits: held
+    broker.answer_reads()
+    assert _data(first) == ["a2"] and [channel for _, channel, *_ in broker.reads] == ["b"]
+    _settle(harness, broker)
+    assert _data(second) == ["b1", "b2"]
+
+
+def test_live_events_held_during_a_resume_count_against_max_queue():
+    """A stream whose replay doesn't move while live events pile up is cut like any slow client."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock, max_queue=1000)
+    ids = _publish(harness, "news", b"old")
+    client = harness.stream("/events/news", {"Last-Event-ID": ids[0]})
+    other = harness.stream("/events/news")
+    _publish(harness, "news", b"x" * 600)
+    assert not client.transport.disconnecting
+    _publish(harness, "news", b"y" * 600)
+    assert client.transport.disconnecting and harness.service.hub.counters.slow_clients_cut == 1
+    assert _data(other) == ["x" * 600, "y" * 600]  # nobody else pays for it
