@@ -26,7 +26,7 @@ def test_every_option_is_parsed(monkeypatch):
         "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:/tmp/sse.sock",
         "--prefix", "app:", "--heartbeat", "2.5", "--retry", "500", "--publish-token", "tok",
         "--cors-origin", "https://a.example", "--cors-origin", "*", "--max-message-size", "10",
-        "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1",
+        "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--max-resumes", "3",
     )  # fmt: skip
     assert settings == Settings(
         listen=("tcp:0:interface=127.0.0.1", "unix:/tmp/sse.sock"),
@@ -37,6 +37,7 @@ def test_every_option_is_parsed(monkeypatch):
         cors_origins=("https://a.example", "*"),
         max_message_size=10,
         trusted_proxies=("10.0.0.0/8", "::1"),
+        max_resumes=3,
     )
 
 
@@ -77,6 +78,7 @@ def test_token_from_environment(monkeypatch):
         (["--log-level", "chatty"], "--log-level"),
         (["--body-timeout", "0"], "--body-timeout"),
         (["--max-channels-per-ip", "many"], "--max-channels-per-ip"),
+        (["--max-resumes", "0"], "--max-resumes"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):
