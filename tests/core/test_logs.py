@@ -1,4 +1,4 @@
-"""--log-level: twisted-sse's lines below the level are dropped before they are formatted."""
+"""Logs: lines below --log-level are dropped before they are formatted; bursts are cut to a budget."""
 
 import pytest
 
@@ -33,3 +33,22 @@ def test_levels():
 def test_unknown_level_is_refused():
     with pytest.raises(ValueError, match="use one of"):
         set_level("verbose")
+
+
+def test_a_burst_of_lines_of_one_kind_is_cut_to_the_budget_and_summed_up_once():
+    """Ten lines a second are written; the rest are counted and told in one line when the second ends."""
+    from twisted.internet.task import Clock
+    from twisted.logger import LogLevel
+
+    from twisted_sse.core import Budget
+
+    events = []
+    log = Logger(observer=events.append)
+    clock = Clock()
+    budget = Budget(log, "stream openings", clock, per_second=10)
+    allowed = [budget.allows() for _ in range(1000)]
+    assert allowed.count(True) == 10 and allowed[:10] == [True] * 10 and events == []
+    clock.advance(1)
+    [summary] = events
+    assert summary["log_level"] == LogLevel.info and (summary["count"], summary["what"]) == (990, "stream openings")
+    assert budget.allows() and clock.getDelayedCalls() == []  # a new second: lines again, no timer left

@@ -233,7 +233,7 @@ def test_pending_subscription_fails_when_the_connection_drops(redis):
     redis.hub.add(RecordingListener(), ["news"]).addErrback(errors.append)
     redis.protocol.connectionLost(None)
     assert len(errors) == 1
-    assert isinstance(errors[0].value.subFailure.value, RedisUnavailable)
+    assert isinstance(errors[0].value, RedisUnavailable)
 
 
 def test_subscription_without_confirmation_times_out(redis):

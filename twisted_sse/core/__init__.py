@@ -31,7 +31,7 @@ from twisted_sse.core._history import (
 )
 from twisted_sse.core._hub import Hub
 from twisted_sse.core._interfaces import Broker, Listener, Receiver
-from twisted_sse.core._logs import LEVELS, Logger, set_level
+from twisted_sse.core._logs import LEVELS, Budget, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
 from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
 from twisted_sse.core._settings import RedisAddress, Settings
@@ -67,6 +67,7 @@ __all__ = [
     "Listener",
     "Receiver",
     "LEVELS",
+    "Budget",
     "Logger",
     "set_level",
     "MemoryBroker",

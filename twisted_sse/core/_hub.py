@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -35,6 +35,12 @@ class _Channel:
         self.listeners: set[Listener] = set()
         self.outcome: Failure | None | object = _PENDING
         self.waiting: list[Deferred[None]] = []
+
+
+def _first_failure(failure: Failure) -> Failure:
+    """The broker's own failure, not gatherResults' wrapper around it."""
+    first = failure.value
+    return first.subFailure if isinstance(first, FirstError) else failure
 
 
 class Hub:
@@ -88,9 +94,12 @@ class Hub:
             held[0] += 1
             held[1] += len(names)
         self.counters.streams_opened += 1
-        return gatherResults([self._listen(name, listener) for name in names], consumeErrors=True).addCallback(
-            lambda _: None
-        )
+        waiting = [waiter for waiter in (self._listen(name, listener) for name in names) if waiter is not None]
+        if not waiting:
+            return succeed(None)  # the usual case on a busy channel: no Deferred per channel
+        if len(waiting) == 1:
+            return waiting[0]
+        return gatherResults(waiting, consumeErrors=True).addCallbacks(lambda _: None, _first_failure)
 
     def remove(self, listener: Listener) -> None:
         """Forget `listener`; channels left without listeners are unsubscribed. Idempotent."""
@@ -160,7 +169,8 @@ class Hub:
         for listener in list(self._streams):
             listener.heartbeat(data)
 
-    def _listen(self, name: str, listener: Listener) -> Deferred[None]:
+    def _listen(self, name: str, listener: Listener) -> Deferred[None] | None:
+        """Add `listener` to channel `name`: None when the broker already delivers it, else what fires when it does."""
         channel = self._channels.get(name)
         if channel is None:
             channel = self._channels[name] = _Channel()
@@ -175,7 +185,7 @@ class Hub:
             return waiter
         if isinstance(channel.outcome, Failure):
             return fail(channel.outcome)
-        return succeed(None)
+        return None
 
     def _settled(self, result: Failure | None, name: str, channel: _Channel) -> None:
         """The broker answered a subscription: tell every stream that waits for it."""

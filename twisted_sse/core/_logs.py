@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger as _TwistedLogger
 from twisted.logger import LogLevel
 
-__all__ = ["Logger", "LEVELS", "set_level"]
+__all__ = ["Logger", "LEVELS", "set_level", "Budget"]
 
 LEVELS = ("debug", "info", "warn", "error")
 _threshold = [LogLevel.info]
@@ -31,3 +32,42 @@ class Logger(_TwistedLogger):
         if level < _threshold[0]:
             return
         super().emit(level, format, **kwargs)
+
+
+class Budget:
+    """Lines of one kind, at most `per_second` in a second; the rest are counted, then summed up in one line.
+
+    Formatting a log line costs more than opening the stream it tells of: a burst of a
+    thousand streams opening (or refused) at once then costs a few lines, not a thousand,
+    and can't fill a disk.
+    """
+
+    def __init__(self, log: Logger, what: str, clock: IReactorTime, per_second: int = 10) -> None:
+        self._log = log
+        self._what = what
+        self._clock = clock
+        self._per_second = per_second
+        self._window_ends = 0.0
+        self._used = 0
+        self._skipped = 0
+        self._summary: IDelayedCall | None = None
+
+    def allows(self) -> bool:
+        """True when a line may be written now; otherwise it is counted for the summary."""
+        now = self._clock.seconds()
+        if now >= self._window_ends:
+            self._window_ends = now + 1.0
+            self._used = 0
+        if self._used < self._per_second:
+            self._used += 1
+            return True
+        self._skipped += 1
+        if self._summary is None:
+            self._summary = self._clock.callLater(self._window_ends - now, self._sum_up)
+        return False
+
+    def _sum_up(self) -> None:
+        self._summary = None
+        skipped, self._skipped = self._skipped, 0
+        self._log.info("... and {count} more {what} in the last second, not logged one by one",
+                       count=skipped, what=self._what)  # fmt: skip

@@ -28,6 +28,7 @@ from twisted_sse.core import (
     CHANNEL_RULE,
     MAX_CHANNELS_PER_STREAM,
     Broker,
+    Budget,
     EventKey,
     Hub,
     Logger,
@@ -41,7 +42,7 @@ from twisted_sse.core import (
 from twisted_sse.web._access import AccessPolicy, Denied
 from twisted_sse.web._client_address import TrustedProxies, client_address, client_key, describe_client
 from twisted_sse.web._lifetimes import Lifetimes
-from twisted_sse.web._stream import EventStream, Resumes
+from twisted_sse.web._stream import EventStream, Resumes, Streams
 
 __all__ = ["SSEResource"]
 
@@ -101,6 +102,15 @@ class _Surface:
     access: AccessPolicy = field(default_factory=lambda: AccessPolicy(None))
     lifetimes: Lifetimes | None = None
     resumes: Resumes = field(default_factory=Resumes)
+    streams: Streams = field(init=False)
+    """What the streams of this service share."""
+    refused_lines: Budget = field(init=False)
+
+    def __post_init__(self) -> None:
+        max_queue = self.settings.max_queue
+        self.streams = Streams(self.hub, self.broker, self.clock, max_queue, self.jittered_retry, self.lifetimes,
+                               self.resumes)  # fmt: skip
+        self.refused_lines = Budget(_log, "streams refused", self.clock)
 
     def describe(self, request: Request) -> str:
         """The client, for logs (behind trusted proxies: the address they forwarded)."""
@@ -200,19 +210,7 @@ class _Surface:
         why = self._unavailable(client, len(channels))
         if why is not None:
             return self._retry_later(request, why)
-        stream = EventStream(
-            request,
-            self.hub,
-            self.broker,
-            channels,
-            self.clock,
-            self.settings.max_queue,
-            self.jittered_retry,
-            self.describe(request),
-            self.lifetimes,
-            client,
-            self.resumes,
-        )
+        stream = EventStream(request, self.streams, channels, self.describe(request), client)
         stream.open(self.settings.retry_ms, self._resume_from(request), self.stream_ends_at(expires))
         return NOT_DONE_YET
 
@@ -222,8 +220,9 @@ class _Surface:
         request.setHeader(b"cache-control", b"no-cache")
         self.hub.counters.streams_refused += 1
         retry = self.jittered_retry()
-        _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
-                  peer=self.describe(request), why=why, retry=retry)  # fmt: skip
+        if self.refused_lines.allows():
+            _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
+                      peer=self.describe(request), why=why, retry=retry)  # fmt: skip
         return encode_retry(retry) + encode_comment(why.encode("utf-8"))
 
     def _not_decided(self, request: Request, failure: Failure) -> bytes:

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from twisted_sse.core import (
     Block,
     Broker,
+    Budget,
     EventKey,
     Gap,
     HistoryPages,
@@ -33,7 +34,7 @@ from twisted_sse.core import (
 from twisted_sse.web._lifetimes import Lifetimes
 from twisted_sse.web._writer import ResponseWriter, cut
 
-__all__ = ["EventStream", "Resumes"]
+__all__ = ["EventStream", "Resumes", "Streams"]
 
 _log = Logger()
 
@@ -50,6 +51,28 @@ class Resumes:
     """Bytes of event data read per page (a page holds at least one event of each channel read)."""
 
 
+@dataclass
+class Streams:
+    """What every stream of one service shares: where events come from, the clock, the bounds, the log budgets."""
+
+    hub: Hub
+    broker: Broker
+    clock: IReactorTime
+    max_queue: int = 1024 * 1024
+    """Bytes queued for, or held back from, one stream before it is cut."""
+    retry_after_failure: Callable[[], int] = lambda: 3000
+    """The reconnect delay sent when the broker fails a stream."""
+    lifetimes: Lifetimes | None = None
+    """Ends streams at the time `open` gives (token expiry, --max-stream-age)."""
+    resumes: Resumes = field(default_factory=Resumes)
+    opened: Budget = field(init=False)
+    closed: Budget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.opened = Budget(_log, "stream openings", self.clock)
+        self.closed = Budget(_log, "stream closings", self.clock)
+
+
 @implementer(IPushProducer)
 class EventStream:
     """Writes what the hub delivers to one HTTP response, never holding more than `max_queue` bytes.
@@ -62,46 +85,26 @@ class EventStream:
 
     # Thousands of these stay open: no per-instance dict.
     __slots__ = (
-        "_request", "_hub", "_broker", "_replay", "_writer", "channels", "_clock", "_max_queue",
-        "_retry_after_failure", "_paused", "_pending", "_pending_bytes", "_closed", "_opened_at",
-        "peer", "events_sent", "_lifetimes", "_client", "_resumes", "_pages", "_held_bytes", "_page_wanted",
+        "_request", "_shared", "_replay", "_writer", "channels", "_paused", "_pending", "_pending_bytes",
+        "_closed", "_opened_at", "peer", "events_sent", "_client", "_pages", "_held_bytes", "_page_wanted",
         "__weakref__",
     )  # fmt: skip
 
-    def __init__(
-        self,
-        request: Request,
-        hub: Hub,
-        broker: Broker,
-        channels: Sequence[str],
-        clock: IReactorTime,
-        max_queue: int,
-        retry_after_failure: Callable[[], int],
-        peer: str,
-        lifetimes: Lifetimes | None = None,
-        client: str | None = None,
-        resumes: Resumes | None = None,
-    ) -> None:
-        """`peer` names the client in logs; `lifetimes` ends the stream at the time `open` gives;
-        `client` is what per-client limits count it under; `resumes` bounds its history reads."""
+    def __init__(self, request: Request, shared: Streams, channels: Sequence[str], peer: str,
+                 client: str | None = None) -> None:  # fmt: skip
+        """`peer` names the client in logs; `client` is what per-client limits count it under."""
         self._request = request
-        self._hub = hub
-        self._broker = broker
+        self._shared = shared
         self._replay: Replay[bytes] = Replay(self._write_event)
         self._writer: ResponseWriter | None = None
         self.channels = tuple(channels)
-        self._clock = clock
-        self._max_queue = max_queue
-        self._retry_after_failure = retry_after_failure
         self._paused = False
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._closed = False
-        self._opened_at = self._clock.seconds()
+        self._opened_at = shared.clock.seconds()
         self.peer = peer
-        self._lifetimes = lifetimes
         self._client = client
-        self._resumes = resumes or Resumes()
         self._pages: HistoryPages | None = None
         self._held_bytes = 0
         """Bytes of live events held while history is replayed: they count against `max_queue`."""
@@ -127,23 +130,24 @@ class EventStream:
         self._request.responseHeaders = Headers()
         self._request.args = {}
         self._request.notifyFinish().addBoth(self._finished)
-        _log.info(
-            "stream opened: {channels} from {peer}{resuming}",
-            channels=",".join(self.channels),
-            peer=self.peer,
-            resuming=f", resuming after {format_id(after)}" if after else "",
-        )
-        if ends_at is not None and self._lifetimes is not None:
-            self._lifetimes.add(self, ends_at)
-        ready = self._hub.add(self, self.channels, self._client)
+        if self._shared.opened.allows():
+            _log.info(
+                "stream opened: {channels} from {peer}{resuming}",
+                channels=",".join(self.channels),
+                peer=self.peer,
+                resuming=f", resuming after {format_id(after)}" if after else "",
+            )
+        if ends_at is not None and self._shared.lifetimes is not None:
+            self._shared.lifetimes.add(self, ends_at)
+        ready = self._shared.hub.add(self, self.channels, self._client)
         if after is not None:
             self._replay.resume(after)
             ready = ready.addCallback(self._catch_up, after)
         ready.addErrback(self._not_subscribed)
 
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
-        resumes = self._resumes
-        self._pages = HistoryPages(self._broker, self.channels, after, resumes.page_events, resumes.page_bytes)
+        resumes = self._shared.resumes
+        self._pages = HistoryPages(self._shared.broker, self.channels, after, resumes.page_events, resumes.page_bytes)
         return resumes.slots.run(self._read_pages)
 
     def _read_pages(self) -> Deferred[None]:
@@ -187,7 +191,7 @@ class EventStream:
         if self._paused:
             self._page_wanted = wanted
         else:
-            self._clock.callLater(0, wanted.callback, None)
+            self._shared.clock.callLater(0, wanted.callback, None)
         return wanted
 
     # Listener: what the hub calls.
@@ -204,8 +208,8 @@ class EventStream:
             return
         if replay.holding:
             self._held_bytes += len(block.data)
-            if self._held_bytes + self._pending_bytes > self._max_queue:
-                self.abort(f"client too slow, more than {self._max_queue} bytes held while it resumes")
+            if self._held_bytes + self._pending_bytes > self._shared.max_queue:
+                self.abort(f"client too slow, more than {self._shared.max_queue} bytes held while it resumes")
                 return
         for key, data in block.items:
             replay.live(key, data)
@@ -239,7 +243,7 @@ class EventStream:
             self._writer.write(data)
         wanted, self._page_wanted = self._page_wanted, None
         if wanted is not None and not self._paused:
-            self._clock.callLater(0, wanted.callback, None)
+            self._shared.clock.callLater(0, wanted.callback, None)
         elif wanted is not None:
             self._page_wanted = wanted
 
@@ -267,7 +271,7 @@ class EventStream:
         if self._closed:
             return
         _log.warn("stream from {peer} cut: {why}", peer=self.peer, why=why)
-        self._hub.counters.slow_clients_cut += 1
+        self._shared.hub.counters.slow_clients_cut += 1
         self._closed = True  # nothing more is written; `_finished` still runs when the connection goes
         self._pending = []
         cut(self._request)
@@ -275,8 +279,8 @@ class EventStream:
     def _queue(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_bytes += len(data)
-        if self._pending_bytes > self._max_queue:
-            self.abort(f"client too slow, more than {self._max_queue} bytes queued")
+        if self._pending_bytes > self._shared.max_queue:
+            self.abort(f"client too slow, more than {self._shared.max_queue} bytes queued")
 
     def _not_subscribed(self, failure: Failure) -> None:
         if self._closed:
@@ -287,22 +291,23 @@ class EventStream:
             channels=",".join(self.channels),
             error=failure.getErrorMessage(),
         )
-        self.close(self._retry_after_failure())
+        self.close(self._shared.retry_after_failure())
 
     def _finished(self, result: object) -> None:
         """The one cleanup path: reached whatever ended the response."""
         self._closed = True
         self._pending = []
-        self._hub.remove(self)
+        self._shared.hub.remove(self)
         wanted, self._page_wanted = self._page_wanted, None
         if wanted is not None:
             wanted.callback(None)  # a replay waiting for the client ends, and frees its resume slot
-        if self._lifetimes is not None:
-            self._lifetimes.discard(self)
-        _log.info(
-            "stream closed: {channels} from {peer} after {duration:.1f}s, {events} events",
-            channels=",".join(self.channels),
-            peer=self.peer,
-            duration=self._clock.seconds() - self._opened_at,
-            events=self.events_sent,
-        )
+        if self._shared.lifetimes is not None:
+            self._shared.lifetimes.discard(self)
+        if self._shared.closed.allows():
+            _log.info(
+                "stream closed: {channels} from {peer} after {duration:.1f}s, {events} events",
+                channels=",".join(self.channels),
+                peer=self.peer,
+                duration=self._shared.clock.seconds() - self._opened_at,
+                events=self.events_sent,
+            )
