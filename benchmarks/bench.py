@@ -72,13 +72,22 @@ def payload(seq: int, size: int) -> bytes:
 class Server:
     """A server under test: twisted-sse (`twistd sse`) or the redis-py baseline."""
 
-    def __init__(self, kind: str, workdir: Path, redis: RedisServer, extra: tuple[str, ...] = ()):
+    def __init__(self, kind: str, workdir: Path, redis: RedisServer, extra: tuple[str, ...] = (),
+                 lag_file: Path | None = None):  # fmt: skip
+        """`lag_file`: the daemon measures how long its reactor blocks (benchmarks/lagprobe) into this file."""
         self.kind = kind
         if kind == "twisted-sse":
             # Every load-generator connection comes from 127.0.0.1: no per-address limits here.
             unlimited = ("--max-streams-per-ip", "0", "--max-channels-per-ip", "0", "--max-pending", "1000000")
+            env = None
+            if lag_file is not None:
+                lag_file.write_text("")
+                env = {
+                    "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE / "lagprobe")]),
+                    "SSE_LAG_PROBE": str(lag_file),
+                }
             self.daemon = Daemon(workdir, "--publish-token", TOKEN, "--heartbeat", "15", *unlimited, *extra,
-                                 redis_url=redis.url)  # fmt: skip
+                                 redis_url=redis.url, env=env)  # fmt: skip
             self.port, self.pid = self.daemon.port, self.daemon.process.pid
             self.process = self.daemon.process
         else:
@@ -328,8 +337,11 @@ def _probe_lag(port, stop, samples):
 
 
 def reactor_lag(binary, workdir, redis, streams, channels_per_stream):
-    """The longest /healthz answer while `streams` streams of `channels_per_stream` channels open, then all leave."""
-    server = Server("twisted-sse", workdir, redis)
+    """While `streams` streams of `channels_per_stream` channels open, then all leave: the longest the daemon's
+    reactor was blocked (measured inside it, benchmarks/lagprobe), and the longest /healthz answer (which waits
+    for several reactor turns: accepting, reading, answering)."""
+    lag_file = workdir / "reactor-lag"
+    server = Server("twisted-sse", workdir, redis, lag_file=lag_file)
     try:
         request = (b"GET /events?" + b"&".join(b"channel=c%d" % i for i in range(channels_per_stream))
                    + b" HTTP/1.1\r\nHost: x\r\n\r\n")  # fmt: skip
@@ -339,13 +351,16 @@ def reactor_lag(binary, workdir, redis, streams, channels_per_stream):
             probe = threading.Thread(target=_probe_lag, args=(server.port, stop, samples))
             probe.start()
             time.sleep(0.2)
+            lag_file.write_text("")
             started = time.monotonic()
             if phase == "open":
-                socks = []
-                for _ in range(streams):
-                    sock = socket.create_connection(("127.0.0.1", server.port))
+                # Connected first, then every request sent at once: the daemon finds them all ready together.
+                socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(streams)]
+                time.sleep(0.5)
+                lag_file.write_text("")
+                started = time.monotonic()
+                for sock in socks:
                     sock.sendall(request)
-                    socks.append(sock)
                 wait_until(lambda: json.loads(get(server.port, "/healthz")[2])["streams"] >= streams, timeout=120)
             else:
                 for sock in socks:
@@ -355,7 +370,9 @@ def reactor_lag(binary, workdir, redis, streams, channels_per_stream):
             time.sleep(0.2)
             stop.set()
             probe.join()
-            result[phase] = {"seconds": round(took, 2), "max_healthz_ms": round(1000 * max(samples), 1),
+            blocked = [float(line) for line in lag_file.read_text().split()]
+            result[phase] = {"seconds": round(took, 2), "max_reactor_block_ms": max(blocked, default=0.0),
+                             "max_healthz_ms": round(1000 * max(samples), 1),
                              "p50_healthz_ms": round(1000 * statistics.median(samples), 1)}  # fmt: skip
         return result
     finally:

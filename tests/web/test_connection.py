@@ -156,3 +156,23 @@ def test_http2_publish_whose_length_comes_before_its_token_is_screened_on_all_he
                 if isinstance(e, h2.events.ResponseReceived)]  # fmt: skip
     assert statuses == ["200"]
     assert [e.data for e in listener.response().events()] == ["hi"]
+
+
+def test_a_burst_of_new_connections_is_read_a_reactor_turn_at_a_time():
+    """Once this turn's share is spent, a new connection's request waits (its reading paused) for a coming turn,
+    then is answered; one that leaves while it waits costs nothing more."""
+    from tests.core.test_pacer import _one_turn
+    from tests.http_harness import Client
+
+    harness = Harness()
+    pacer, clock = harness.site.pacer, harness.clock
+    assert pacer.admit()
+    clock.rightNow += 0.05  # this turn has worked 50 ms already
+    waiting, leaving = Client(harness.site), Client(harness.site)
+    waiting.send("GET", "/healthz")
+    leaving.send("GET", "/healthz")
+    assert waiting.transport.value() == b"" and waiting.transport.producerState == "paused"
+    leaving.drop()
+    _one_turn(clock)
+    assert waiting.response().status == 200 and waiting.transport.producerState == "producing"
+    assert leaving.transport.value() == b""

@@ -33,6 +33,7 @@ from twisted_sse.core._hub import Hub
 from twisted_sse.core._interfaces import Broker, Listener, Receiver
 from twisted_sse.core._logs import LEVELS, Budget, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
+from twisted_sse.core._pacer import Pacer
 from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
 from twisted_sse.core._settings import RedisAddress, Settings
 
@@ -71,6 +72,7 @@ __all__ = [
     "Logger",
     "set_level",
     "MemoryBroker",
+    "Pacer",
     "LOST_EVENT_TYPE",
     "Gap",
     "Replay",

@@ -100,17 +100,40 @@ class HTTPConnection(Protocol):
     def __init__(self) -> None:
         self.channel: _GuardedChannel | Any = None
         self._deadline: IDelayedCall | None = None
+        self._held: list[bytes] | None = None
+        """A new connection's first bytes, while it waits for its turn (the site's pacer)."""
 
     def connectionMade(self) -> None:
         self.arm()
         self.site.admit(self)
 
     def dataReceived(self, data: bytes) -> None:
-        if self.channel is None:
-            self.channel = self._open_channel()
+        if self._held is not None:
+            self._held.append(data)
+        elif self.channel is not None:
+            self.channel.dataReceived(data)
+        elif self.site.pacer.admit():
+            self._first_bytes(data)
+        else:
+            # A burst of new connections: this reactor turn has had its share. Stop reading this
+            # one and take it up on a coming turn, so that one burst can't block the reactor.
+            self._held = [data]
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self.site.pacer.later(self._turn_came)
+
+    def _turn_came(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return  # the connection went meanwhile
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._first_bytes(b"".join(held))
+
+    def _first_bytes(self, data: bytes) -> None:
+        self.channel = self._open_channel()
         self.channel.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._held = None
         self.disarm()
         if self.channel is not None:
             self.channel.connectionLost(reason)

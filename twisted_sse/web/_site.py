@@ -24,7 +24,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from twisted_sse.core import Counters, Logger
+from twisted_sse.core import Counters, Logger, Pacer
 from twisted_sse.web._connection import HTTPConnection, abort, http2_available, request_line, write_raw_answer
 
 __all__ = ["SSESite"]
@@ -183,6 +183,8 @@ class SSESite(Site):
         """Connections that are not streams (yet) held at once; past it the oldest is cut. 0: no bound."""
         self.streams_open: Callable[[], int] = lambda: 0
         self.counters = Counters()
+        self.pacer = Pacer(reactor)
+        """Spreads a burst of new connections' requests over reactor turns."""
         self._all_closed: Deferred[None] | None = None
         self._reactor = reactor
 
