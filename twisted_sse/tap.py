@@ -97,7 +97,7 @@ class Options(usage.Options):
             "max-resumes",
             None,
             str(_DEFAULTS.max_resumes),
-            "Streams reading history at once in this process (a page at a time); the others wait their turn.",
+            "History reads (a page each) at once in this process; resuming streams wait their turn for each page.",
         ],
         [
             "max-stream-age",

@@ -186,3 +186,20 @@ def test_live_events_held_during_a_resume_count_against_max_queue():
     _publish(harness, "news", b"y" * 600)
     assert client.transport.disconnecting and harness.service.hub.counters.slow_clients_cut == 1
     assert _data(other) == ["x" * 600, "y" * 600]  # nobody else pays for it
+
+
+def test_a_client_that_does_not_take_its_pages_holds_no_resume_slot():
+    """With --max-resumes 1, a paused client between two pages doesn't keep another stream's resume waiting."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock, max_resumes=1, resume_page_events=2)
+    ids = _publish(harness, "a", b"a1", b"a2", b"a3", b"a4")
+    ids += _publish(harness, "b", b"b1")
+    stalled = harness.stream("/events/a", {"Last-Event-ID": ids[0]})
+    stalled.transport.producer.pauseProducing()
+    broker.answer_reads()  # its first page, queued for a client that doesn't read
+    clock.advance(1)
+    other = harness.stream("/events/b", {"Last-Event-ID": ids[0]})
+    assert [channel for _, channel, *_ in broker.reads] == ["b"]
+    _settle(harness, broker)
+    assert _data(other) == ["b1"] and _data(stalled) == []

@@ -75,7 +75,7 @@ class Settings:
     max_channels_per_ip: int = 1024
     """Channels one address's open streams may hold together in this process; 0: no limit."""
     max_resumes: int = 8
-    """Streams reading history at once in this process; the others wait their turn (holding live events)."""
+    """History reads (a page each) at once in this process; resuming streams wait their turn for each page."""
     resume_page_events: int = 256
     """Events a resuming stream reads per page, across its channels (the next page once it took this one)."""
     resume_page_bytes: int = 256 * 1024

@@ -44,7 +44,7 @@ class Resumes:
     """What bounds resuming streams: history reads at once (`slots`), and a page of history."""
 
     slots: DeferredSemaphore = field(default_factory=lambda: DeferredSemaphore(8))
-    """Streams reading history at a time, process-wide; the others wait their turn (holding live events)."""
+    """History reads (one page each) at a time, process-wide; the others wait their turn (holding live events)."""
     page_events: int = 256
     """Events read per page, across the stream's channels."""
     page_bytes: int = 256 * 1024
@@ -148,10 +148,13 @@ class EventStream:
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
         resumes = self._shared.resumes
         self._pages = HistoryPages(self._shared.broker, self.channels, after, resumes.page_events, resumes.page_bytes)
-        return resumes.slots.run(self._read_pages)
+        return self._read_pages()
 
     def _read_pages(self) -> Deferred[None]:
-        """Read and send every page, each once the client took the one before; fires when done."""
+        """Read and send every page, each once the client took the one before; fires when done.
+
+        Each read takes one of the process's resume slots for as long as Redis works on it:
+        a client that doesn't take its pages holds no slot, only its own bounded queue."""
         done: Deferred[None] = Deferred()
 
         def read(_: object = None) -> None:
@@ -159,7 +162,7 @@ class EventStream:
             if self._closed or pages is None or pages.done:
                 done.callback(None)
                 return
-            pages.next().addCallbacks(sent, done.errback)
+            self._shared.resumes.slots.run(pages.next).addCallbacks(sent, done.errback)
 
         def sent(gap: Gap) -> None:
             if self._closed:
