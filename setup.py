@@ -16,6 +16,7 @@ setup(
         "txredisapi~=1.6.0",
         "hiredis>=3,<4",  # txredisapi parses replies with it: synchronous and much faster
         "pyjwt[crypto]>=2.8,<3",  # --jwt-key: subscriber and publisher tokens
+        "prometheus_client>=0.20,<1",  # --metrics, --admin-listen: /metrics
     ],
     extras_require={
         "test": [

@@ -15,6 +15,7 @@ class ManualBroker:
     """Records subscribe/unsubscribe calls; each subscription waits for the test."""
 
     kind = "manual"
+    reconnects = 0
 
     def __init__(self) -> None:
         self.receiver: Receiver | None = None

@@ -27,6 +27,7 @@ def test_every_option_is_parsed(monkeypatch):
         "--prefix", "app:", "--heartbeat", "2.5", "--retry", "500", "--publish-token", "tok",
         "--cors-origin", "https://a.example", "--cors-origin", "*", "--max-message-size", "10",
         "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--max-resumes", "3",
+        "--metrics", "--admin-listen", "tcp:9100:interface=127.0.0.1",
     )  # fmt: skip
     assert settings == Settings(
         listen=("tcp:0:interface=127.0.0.1", "unix:/tmp/sse.sock"),
@@ -38,6 +39,8 @@ def test_every_option_is_parsed(monkeypatch):
         max_message_size=10,
         trusted_proxies=("10.0.0.0/8", "::1"),
         max_resumes=3,
+        metrics=True,
+        admin_listen="tcp:9100:interface=127.0.0.1",
     )
 
 
@@ -79,6 +82,7 @@ def test_token_from_environment(monkeypatch):
         (["--body-timeout", "0"], "--body-timeout"),
         (["--max-channels-per-ip", "many"], "--max-channels-per-ip"),
         (["--max-resumes", "0"], "--max-resumes"),
+        (["--admin-listen", "tcp:notaport"], "--admin-listen"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):

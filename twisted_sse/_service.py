@@ -15,6 +15,8 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from twisted_sse.core import Broker, Counters, Hub, Logger, MemoryBroker, Settings, checked_publication
 from twisted_sse.web import (
@@ -22,6 +24,8 @@ from twisted_sse.web import (
     AuthCallback,
     Heartbeat,
     Lifetimes,
+    MetricsPage,
+    SSECollector,
     SSEResource,
     SSESite,
     TokenVerifier,
@@ -77,7 +81,25 @@ class SSEService(MultiService):
         self._listening = MultiService()
         for description in settings.listen:
             strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)
+        self._serve_metrics(settings, reactor)
         self._listening.setServiceParent(self)
+
+    def _serve_metrics(self, settings: Settings, reactor: Any) -> None:
+        """--metrics: /metrics next to the streams; --admin-listen: /metrics and /healthz with its counts on an
+        internal listener of their own, and the public /healthz without counts."""
+        if not (settings.metrics or settings.admin_listen):
+            return
+        page = MetricsPage(SSECollector(self.hub, self.broker, self.counters))
+        if settings.admin_listen is None:
+            self.resource.putChild(b"metrics", page)
+            return
+        admin = Resource()
+        admin.putChild(b"metrics", page)
+        admin.putChild(b"healthz", self.resource.health(counters=True))
+        self.resource.putChild(b"healthz", self.resource.health(counters=False))
+        admin_site = Site(admin, reactor=reactor)
+        admin_site.displayTracebacks = False
+        strports.service(settings.admin_listen, admin_site, reactor=reactor).setServiceParent(self._listening)
 
     def publish(self, channel: str, data: bytes | str, event: str | None = None) -> Deferred[str | None]:
         """Publish one event to `channel`; fires with its id (None when it has none).

@@ -36,6 +36,7 @@ class Options(usage.Options):
     optFlags = [
         ["access-log", None, "Log one line per HTTP request (streams are logged either way)."],
         ["jwt-query", None, "Also take a subscriber's token from ?token= (it leaks into proxy logs and Referer)."],
+        ["metrics", None, "Serve Prometheus metrics at /metrics next to the streams."],
     ]
     optParameters = [
         ["prefix", None, _DEFAULTS.prefix, "Redis pub/sub channel prefix: channel news is <prefix>news."],
@@ -126,6 +127,13 @@ class Options(usage.Options):
         ["auth-timeout", None, str(_DEFAULTS.auth_timeout), "Seconds the --auth-url answer may take."],
         ["auth-cache", None, str(_DEFAULTS.auth_cache), "Seconds an allowed --auth-url answer is reused."],
         [
+            "admin-listen",
+            None,
+            None,
+            "An internal endpoint (tcp:9100:interface=127.0.0.1) for /metrics and /healthz with its counts; "
+            "the public /healthz then shows none.",
+        ],
+        [
             "redis",
             None,
             None,
@@ -164,6 +172,11 @@ class Options(usage.Options):
                 endpoints.serverFromString(MemoryReactor(), description)
             except Exception as error:  # endpoint parsers raise many kinds
                 raise usage.UsageError(f"--listen {description!r}: {error}") from None
+        if self["admin-listen"] is not None:
+            try:
+                endpoints.serverFromString(MemoryReactor(), self["admin-listen"])
+            except Exception as error:  # endpoint parsers raise many kinds
+                raise usage.UsageError(f"--admin-listen {self['admin-listen']!r}: {error}") from None
         for origin in self["cors-origin"]:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise usage.UsageError(f"--cors-origin {origin!r}: give * or an origin like https://app.example")
@@ -214,6 +227,8 @@ class Options(usage.Options):
             trusted_proxies=tuple(self["trusted-proxy"]),
             max_stream_age=_number(self, "max-stream-age", float, 0.0),
             max_resumes=_number(self, "max-resumes", int, 1),
+            metrics=bool(self["metrics"]),
+            admin_listen=self["admin-listen"],
             max_streams_per_ip=_number(self, "max-streams-per-ip", int, 0),
             max_channels_per_ip=_number(self, "max-channels-per-ip", int, 0),
             jwt_key=jwt_key,

@@ -16,7 +16,7 @@ from twisted_sse.core._channels import (
     valid_channel,
     valid_pattern,
 )
-from twisted_sse.core._counters import Counters
+from twisted_sse.core._counters import Counters, Histogram
 from twisted_sse.core._envelope import MARK, raw, unpack
 from twisted_sse.core._framing import Event, check_field, encode, encode_comment, encode_retry
 from twisted_sse.core._history import (
@@ -47,6 +47,7 @@ __all__ = [
     "valid_channel",
     "valid_pattern",
     "Counters",
+    "Histogram",
     "MARK",
     "raw",
     "unpack",

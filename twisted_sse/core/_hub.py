@@ -148,6 +148,8 @@ class Hub:
             self._fan_out(held)
 
     def _fan_out(self, messages: list[tuple[str, Event]]) -> None:
+        started = self._clock.seconds() if self._clock is not None else 0.0
+        counters = self.counters
         encoded: dict[str, list[tuple[int, EventKey | None, bytes]]] = {}
         for position, (channel, event) in enumerate(messages):
             if channel in self._channels:
@@ -155,14 +157,24 @@ class Hub:
         merged: dict[Listener, list[tuple[int, EventKey | None, bytes]]] = {}
         for channel, items in encoded.items():
             block = Block([(key, data) for _, key, data in items])
-            for listener in list(self._channels[channel].listeners):
+            listeners = list(self._channels[channel].listeners)
+            direct = 0
+            for listener in listeners:
                 if len(self._streams.get(listener, ())) == 1:
                     listener.deliver(block)
+                    direct += 1
                 else:
                     merged.setdefault(listener, []).extend(items)
+            counters.deliveries += direct * len(block.items)  # once per block, not per client
+            counters.sent_bytes += direct * len(block.data)
         for listener, items in merged.items():
             if listener in self._streams:
-                listener.deliver(Block([(key, data) for _, key, data in sorted(items)]))
+                block = Block([(key, data) for _, key, data in sorted(items)])
+                listener.deliver(block)
+                counters.deliveries += len(block.items)
+                counters.sent_bytes += len(block.data)
+        if self._clock is not None:
+            counters.fanout_seconds.observe(self._clock.seconds() - started)
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment to every open stream."""

@@ -27,6 +27,10 @@ class Broker(Protocol):
     kind: str
     """A short name for logs and /healthz: "memory", "redis"."""
 
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection to where messages come from was made again."""
+
     def set_receiver(self, receiver: Receiver) -> None:
         """Deliver every message of a subscribed channel to `receiver`."""
 

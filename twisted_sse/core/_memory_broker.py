@@ -26,6 +26,7 @@ class MemoryBroker:
     """
 
     kind = "memory"
+    reconnects = 0
 
     def __init__(self, clock: Any = None, history: int = 1000, history_ttl: float = 0) -> None:
         if clock is None:

@@ -102,6 +102,10 @@ class Settings:
     """Seconds an allowed answer of the callback is reused for the same credentials and channels."""
     public: tuple[str, ...] = ()
     """With a JWT key: channel patterns anyone may subscribe to without a token."""
+    metrics: bool = False
+    """Serve Prometheus metrics at /metrics next to the streams."""
+    admin_listen: str | None = None
+    """An internal endpoint for /metrics and /healthz with its counts (the public /healthz then has none)."""
     access_log: bool = False
     """Log one line per HTTP request (streams are logged when they open and close either way)."""
     redis: RedisAddress | None = None

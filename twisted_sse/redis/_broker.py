@@ -149,6 +149,10 @@ class RedisBroker(Service):
     def set_receiver(self, receiver: Receiver) -> None:
         self._receiver = receiver
 
+    @property
+    def reconnects(self) -> int:
+        return max(0, self._connections - 1)
+
     def is_connected(self) -> bool:
         """True once the subscriber connection has answered (a paused Redis accepts connections too)."""
         return self._subscriber is not None and self._answering

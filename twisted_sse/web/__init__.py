@@ -9,6 +9,7 @@ from twisted_sse.web._auth_callback import AuthCallback, CallbackDenied, Callbac
 from twisted_sse.web._client_address import TrustedProxies, check_cidrs
 from twisted_sse.web._heartbeat import Heartbeat
 from twisted_sse.web._lifetimes import Lifetimes
+from twisted_sse.web._metrics import MetricsPage, SSECollector
 from twisted_sse.web._resource import SSEResource
 from twisted_sse.web._site import SSESite
 from twisted_sse.web._token_verifier import Grants, InvalidToken, TokenVerifier
@@ -29,4 +30,6 @@ __all__ = [
     "Grants",
     "InvalidToken",
     "TokenVerifier",
+    "MetricsPage",
+    "SSECollector",
 ]

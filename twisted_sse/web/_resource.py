@@ -120,22 +120,23 @@ class _Surface:
         """A reconnect delay between one and three times --retry, so clients don't come back at once."""
         return int(self.settings.retry_ms * self.rng.uniform(1.0, 3.0))
 
-    def _unavailable(self, client: str, channels: int) -> str | None:
-        """Why a stream of `channels` channels for `client` can't be served right now, or None."""
+    def _unavailable(self, client: str, channels: int) -> tuple[str, str] | None:
+        """Why a stream of `channels` channels for `client` can't be served right now (a reason for
+        the counts, and a message), or None."""
         if self.draining:
-            return "the server is shutting down"
+            return "draining", "the server is shutting down"
         if not self.broker.is_connected():
-            return "the broker is not connected"
+            return "broker_down", "the broker is not connected"
         limit = self.settings.max_connections
         if limit and self.hub.streams_open >= limit:
-            return f"the server is full ({limit} streams)"
+            return "full", f"the server is full ({limit} streams)"
         streams, held = self.hub.held_by(client)
         per_client = self.settings.max_streams_per_ip
         if per_client and streams >= per_client:
-            return f"{client} has {streams} streams open, the most one address may have"
+            return "streams_per_ip", f"{client} has {streams} streams open, the most one address may have"
         per_client = self.settings.max_channels_per_ip
         if per_client and held + channels > per_client:
-            return f"{client}'s streams would hold more than {per_client} channels"
+            return "channels_per_ip", f"{client}'s streams would hold more than {per_client} channels"
         return None
 
     def cors(self, request: Request) -> None:
@@ -207,18 +208,18 @@ class _Surface:
         if request.method == b"HEAD":
             return b""
         client = client_key(address)
-        why = self._unavailable(client, len(channels))
-        if why is not None:
-            return self._retry_later(request, why)
+        unavailable = self._unavailable(client, len(channels))
+        if unavailable is not None:
+            return self._retry_later(request, *unavailable)
         stream = EventStream(request, self.streams, channels, self.describe(request), client)
         stream.open(self.settings.retry_ms, self._resume_from(request), self.stream_ends_at(expires))
         return NOT_DONE_YET
 
-    def _retry_later(self, request: Request, why: str) -> bytes:
+    def _retry_later(self, request: Request, reason: str, why: str) -> bytes:
         """EventSource gives up on any non-200 answer: say 200, when to retry, and close."""
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
-        self.hub.counters.streams_refused += 1
+        self.hub.counters.refuse_stream(reason)
         retry = self.jittered_retry()
         if self.refused_lines.allows():
             _log.info("stream from {peer} refused: {why}; retry in {retry} ms",
@@ -231,7 +232,9 @@ class _Surface:
             refused = self.refusal(request, failure.value)
             return _plain(request, refused.code, refused.message)
         self.hub.counters.auth_unavailable += 1
-        return self._retry_later(request, f"the authorization callback failed: {failure.getErrorMessage()}")
+        return self._retry_later(
+            request, "auth_unavailable", f"the authorization callback failed: {failure.getErrorMessage()}"
+        )
 
     @staticmethod
     def _answer(request: Request, body: int | bytes) -> None:
@@ -274,13 +277,17 @@ class _Surface:
         event = self._event_type(request)
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
+        counters, started = self.hub.counters, self.clock.seconds()
 
         def published(event_id: str | None) -> None:
+            counters.published("ok")
+            counters.publish_seconds.observe(self.clock.seconds() - started)
             if not finished:
                 request.write(_json(request, 200, {"channel": channel, "id": event_id}))
                 request.finish()
 
         def failed(failure: Failure) -> None:
+            counters.published("failed")
             _log.warn("publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage())
             if not finished:
                 request.setHeader(b"retry-after", b"1")
@@ -355,7 +362,11 @@ class _Channel(_Page):
 
     def answer(self, request: Request) -> int | bytes:
         if request.method == b"POST":
-            return self._surface.publish(request, self._channel)
+            try:
+                return self._surface.publish(request, self._channel)
+            except _Refused:
+                self._surface.hub.counters.published("refused")
+                raise
         return self._surface.open_stream(request, [self._channel])
 
 
@@ -382,22 +393,28 @@ class _Events(_Page):
 
 
 class _Health(_Page):
-    """`/healthz`: 200 with JSON while messages can flow, 503 while they can't."""
+    """`/healthz`: 200 with JSON while messages can flow, 503 while they can't; the counts too unless they
+    are served on an internal listener (--admin-listen)."""
 
     methods = (b"GET", b"HEAD")
+
+    def __init__(self, surface: _Surface, counters: bool = True) -> None:
+        super().__init__(surface)
+        self._counters = counters
 
     def answer(self, request: Request) -> bytes:
         surface = self._surface
         connected = surface.broker.is_connected()
         healthy = connected and not surface.draining
-        report = {
+        report: dict[str, object] = {
             "status": "ok" if healthy else "draining" if surface.draining else "unavailable",
             "broker": surface.broker.kind,
             "connected": connected,
             "streams": surface.hub.streams_open,
             "channels": surface.hub.channels_held,
-            "counters": surface.hub.counters.report(),
         }
+        if self._counters:
+            report["counters"] = surface.hub.counters.report()
         if not healthy:
             request.setHeader(b"retry-after", b"1")
         return _json(request, 200 if healthy else 503, report)
@@ -435,10 +452,15 @@ class SSEResource(_Page):
         )
         super().__init__(surface)
         self.putChild(b"events", _Events(self._surface))
-        self.putChild(b"healthz", _Health(self._surface))
+        self.putChild(b"healthz", self.health())
 
     def render(self, request: Request) -> bytes:
         return _plain(request, 404, "no such resource; streams are at events/{channel}")
+
+    def health(self, counters: bool = True) -> Resource:
+        """A `/healthz` page of this service (with its counts, or without: for the public side when an
+        internal listener shows them)."""
+        return _Health(self._surface, counters)
 
     def screen(self, request: Request, method: bytes, path: bytes) -> tuple[int, bytes, str] | None:
         """A publish whose headers already fail (no or a bad token) is refused before its body is read.
@@ -459,6 +481,7 @@ class SSEResource(_Page):
         try:
             surface.check(request, lambda: surface.access.check_publish(request, channel, surface.publish_token))
         except _Refused as refused:
+            surface.hub.counters.published("refused")
             return refused.code, b"Unauthorized" if refused.code == 401 else b"Forbidden", refused.message
         return None
 

@@ -87,6 +87,7 @@ class EventStream:
     __slots__ = (
         "_request", "_shared", "_replay", "_writer", "channels", "_paused", "_pending", "_pending_bytes",
         "_closed", "_opened_at", "peer", "events_sent", "_client", "_pages", "_held_bytes", "_page_wanted",
+        "_resume_outcome",
         "__weakref__",
     )  # fmt: skip
 
@@ -110,6 +111,7 @@ class EventStream:
         """Bytes of live events held while history is replayed: they count against `max_queue`."""
         self._page_wanted: Deferred[None] | None = None
         """Fires when the client has taken the last page and the next may be read."""
+        self._resume_outcome = "complete"
         self.events_sent = 0
 
     def open(self, retry_ms: int, after: EventKey | None = None, ends_at: float | None = None) -> None:
@@ -174,6 +176,7 @@ class EventStream:
             if pages.done:
                 self._replay.release()
                 self._held_bytes = 0
+                self._shared.hub.counters.resumed(self._resume_outcome)
                 done.callback(None)
             else:
                 self._page_taken().addCallback(read)
@@ -185,7 +188,14 @@ class EventStream:
         if gap.ahead is not None:
             # The client's id is beyond everything issued: it would wait for ever. Go on from where things are.
             self._replay.rewind(gap.ahead)
-        self._replay.replay([(key, encode(event)) for key, event in gap.for_stream(self.channels)])
+            self._resume_outcome = "ahead"
+        elif gap.lost:
+            self._resume_outcome = "lost"
+        items = [(key, encode(event)) for key, event in gap.for_stream(self.channels)]
+        counters = self._shared.hub.counters
+        counters.deliveries += len(items)
+        counters.sent_bytes += sum(len(data) for _, data in items)
+        self._replay.replay(items)
 
     def _page_taken(self) -> Deferred[None]:
         """Fires once the client has taken what was written (at once unless the transport paused
@@ -286,6 +296,8 @@ class EventStream:
             self.abort(f"client too slow, more than {self._shared.max_queue} bytes queued")
 
     def _not_subscribed(self, failure: Failure) -> None:
+        if self._pages is not None:
+            self._shared.hub.counters.resumed("failed")
         if self._closed:
             return
         _log.warn(
