@@ -140,11 +140,15 @@ def fanout(binary, kind, workdir, redis, subscribers, rate, seconds, size=100, e
         wait_streams(server, redis, subscribers, "bench", timeout=120)
         time.sleep(1)
         publisher = Publisher(redis.url)
+        scraping = "--metrics" in extra
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-        published = 0
+        published, scraped = 0, t0
         while time.monotonic() - t0 < seconds:
             publisher.publish("bench", payload(published, size))
             published += 1
+            if scraping and time.monotonic() - scraped >= 1.0:  # as Prometheus would, every second here
+                assert get(server.port, "/metrics")[0] == 200
+                scraped = time.monotonic()
             time.sleep(max(0.0, t0 + published / rate - time.monotonic()))
         time.sleep(2)  # let the last deliveries arrive
         cpu = cpu_seconds(server.pid) - cpu0
@@ -153,6 +157,7 @@ def fanout(binary, kind, workdir, redis, subscribers, rate, seconds, size=100, e
         expected = published * subscribers
         return {
             "server": kind,
+            "metrics": scraping,
             "subscribers": subscribers,
             "rate": rate,
             "published": published,
@@ -524,6 +529,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--metrics", action="store_true",
+                        help="fanout: also run with --metrics, scraped every second (CPU per delivery, on and off)")
     parser.add_argument("--fanout", action="append", metavar="STREAMSxRATE", type=_streams_by_rate,
                         help="fan-out figures to run instead of the plan's (repeatable), e.g. 1000x100")  # fmt: skip
     args = parser.parse_args(argv)
@@ -552,6 +559,9 @@ def main(argv=None) -> int:
         if "fanout" in args.scenarios:
             for subs, rate in plan["fanout"]:
                 record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"])
+                if args.metrics:
+                    record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"],
+                           100, ("--metrics",))  # fmt: skip
         if "transports" in args.scenarios:
             for subs, rate in plan["transports"]:
                 for shape in ["h1-tcp", *H2LOAD_SHAPES]:
