@@ -25,7 +25,8 @@ def free_port() -> int:
 
 def source_env(**extra: str) -> dict[str, str]:
     """The environment for a child process that runs this checkout's code and plugin."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SSE_PUBLISH_TOKEN", "SSE_REDIS_URL")}
+    # Every SSE_* variable is a twistd sse option: only the test suite's own (SSE_TEST_*) pass.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSE_") or k.startswith("SSE_TEST_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env

@@ -1,10 +1,20 @@
 """`twistd sse` options: defaults, parsing into Settings, usage errors that name the option."""
 
+import os
+
 import pytest
 from twisted.python.usage import UsageError
 
 from twisted_sse.core._settings import Settings
 from twisted_sse.tap import Options
+
+
+@pytest.fixture(autouse=True)
+def _no_sse_environment(monkeypatch):
+    """Options come from SSE_* variables too: the tests see none but their own."""
+    for name in list(os.environ):
+        if name.startswith("SSE_") and not name.startswith("SSE_TEST_"):
+            monkeypatch.delenv(name)
 
 
 def parse(*argv):
@@ -114,3 +124,39 @@ def test_jwt_options(monkeypatch):
         "e" * 32, ("HS256", "HS512"), "sse", "app")  # fmt: skip
     assert (settings.jwt_cookie, settings.jwt_query, settings.public) == ("tok", True, ("news", "status.*"))
     assert (settings.max_stream_age, settings.max_streams_per_ip, settings.max_channels_per_ip) == (600, 7, 0)
+
+
+def test_every_option_can_come_from_the_environment_and_the_command_line_wins(monkeypatch):
+    """SSE_<NAME>: parameters, repeatables separated by spaces, flags as 1/0; the command line overrides."""
+    monkeypatch.setenv("SSE_MAX_QUEUE", "123456")
+    monkeypatch.setenv("SSE_HEARTBEAT", "7")
+    monkeypatch.setenv("SSE_CORS_ORIGIN", "https://a.example  https://b.example")
+    monkeypatch.setenv("SSE_METRICS", "true")
+    monkeypatch.setenv("SSE_REDIS_URL", "redis://127.0.0.1:6390/2")
+    monkeypatch.setenv("SSE_SOMETHING_ELSE", "belongs to someone else")
+    settings = parse("--heartbeat", "3")
+    assert (settings.max_queue, settings.heartbeat, settings.metrics) == (123456, 3.0, True)
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.redis is not None and (settings.redis.port, settings.redis.db) == (6390, 2)
+    assert parse("--cors-origin", "*").cors_origins == ("*",)
+    monkeypatch.setenv("SSE_METRICS", "0")
+    assert parse().metrics is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [("SSE_MAX_QUEUE", "lots", "--max-queue 'lots': not a whole number (from SSE_MAX_QUEUE)"),
+     ("SSE_LISTEN", "tcp:notaport", "(from SSE_LISTEN)"),
+     ("SSE_METRICS", "maybe", "SSE_METRICS='maybe': give 1 or 0")],
+)  # fmt: skip
+def test_a_bad_value_from_the_environment_is_a_usage_error_naming_the_variable(monkeypatch, variable, value, named):
+    """The operator learns which variable to fix."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(UsageError) as raised:
+        parse()
+    assert named in str(raised.value)
+
+
+def test_help_says_options_come_from_the_environment():
+    """--help explains the SSE_ names."""
+    assert "SSE_MAX_QUEUE" in str(Options())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TypeVar
 
@@ -27,11 +27,25 @@ _DEFAULTS = Settings()
 _ORIGIN = re.compile(r"https?://[^\s/?#]+")
 
 
+_REPEATABLE = ("listen", "cors-origin", "trusted-proxy", "public")
+_ALIASES: dict[str, tuple[str, ...]] = {"redis": ("SSE_REDIS_URL",)}
+"""Older variable names that keep working."""
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def environment_name(option: str) -> str:
+    """The variable an option may come from: `max-queue` -> `SSE_MAX_QUEUE`."""
+    return "SSE_" + option.upper().replace("-", "_")
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Stream publish/subscribe channels to browsers as Server-Sent Events: "
-        "GET /events/{channel} streams, POST /events/{channel} publishes."
+        "GET /events/{channel} streams, POST /events/{channel} publishes. "
+        "Every option can also come from the environment: SSE_ and its name upper-cased with - as _ "
+        "(--max-queue: SSE_MAX_QUEUE); repeatable ones take several values separated by spaces, "
+        "flags 1/0 or true/false; SSE_REDIS_URL works for --redis. The command line wins."
     )
     optFlags = [
         ["access-log", None, "Log one line per HTTP request (streams are logged either way)."],
@@ -165,7 +179,54 @@ class Options(usage.Options):
         """With --jwt-key: channels anyone may subscribe to without a token (news, status.*). Repeatable. [default: none]"""  # noqa: E501
         self["public"].append(pattern)
 
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        self._from_environment(os.environ)
+        super().parseOptions(options)
+
+    def _from_environment(self, environ: Mapping[str, str]) -> None:
+        """Options from SSE_* variables, before the command line (which then wins). Unknown SSE_* are ignored."""
+        self._environment: dict[str, tuple[str, str]] = {}
+        """option -> (variable, value) of what came from the environment."""
+        for name in (str(entry[0]) for entry in self.optParameters):
+            for variable in (environment_name(name), *_ALIASES.get(name, ())):
+                if environ.get(variable):
+                    self[name] = environ[variable]
+                    self._environment[name] = (variable, environ[variable])
+                    break
+        for name in (str(entry[0]) for entry in self.optFlags):
+            variable = environment_name(name)
+            if variable in environ:
+                value = environ[variable].strip().lower()
+                if value not in _TRUE + _FALSE:
+                    raise usage.UsageError(f"{variable}={environ[variable]!r}: give 1 or 0 (true or false)")
+                self[name] = 1 if value in _TRUE else 0
+                self._environment[name] = (variable, environ[variable])
+        self._environment_lists = {
+            name: (environment_name(name), environ[environment_name(name)].split())
+            for name in _REPEATABLE
+            if environ.get(environment_name(name), "").strip()
+        }
+
     def postOptions(self) -> None:
+        for name, (variable, values) in self._environment_lists.items():
+            if not self[name]:  # the command line wins
+                self[name] = list(values)
+                self._environment[name] = (variable, " ".join(values))
+        try:
+            self._check()
+        except usage.UsageError as error:
+            raise usage.UsageError(self._blame(str(error))) from None
+
+    def _blame(self, message: str) -> str:
+        """A usage error about a value that came from the environment names its variable."""
+        for name, (variable, value) in self._environment.items():
+            current = self[name]
+            now = " ".join(current) if isinstance(current, list) else str(current)
+            if message.startswith(f"--{name}") and now == value:
+                return f"{message} (from {variable})"
+        return message
+
+    def _check(self) -> None:
         listen = tuple(self["listen"]) or _DEFAULTS.listen
         for description in listen:
             try:
@@ -180,14 +241,14 @@ class Options(usage.Options):
         for origin in self["cors-origin"]:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise usage.UsageError(f"--cors-origin {origin!r}: give * or an origin like https://app.example")
-        token = self["publish-token"] or os.environ.get("SSE_PUBLISH_TOKEN") or None
+        token = self["publish-token"] or None
         if token is not None and (not token.isprintable() or " " in token):
             raise usage.UsageError("--publish-token: use printable characters without spaces")
         try:
             check_cidrs(self["trusted-proxy"])
         except ValueError as error:
             raise usage.UsageError(f"--trusted-proxy: {error}") from None
-        jwt_key = self["jwt-key"] or os.environ.get("SSE_JWT_KEY") or None
+        jwt_key = self["jwt-key"] or None
         algorithms = tuple(a.strip() for a in (self["jwt-algorithms"] or "").split(",") if a.strip())
         if jwt_key is not None:
             try:
@@ -211,7 +272,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--jwt-cookie {self['jwt-cookie']!r}: a cookie name (letters, digits, _ . -)")
         if self["log-level"] not in LEVELS:
             raise usage.UsageError(f"--log-level {self['log-level']!r}: use one of {', '.join(LEVELS)}")
-        redis_url = self["redis"] or os.environ.get("SSE_REDIS_URL") or None
+        redis_url = self["redis"] or None
         try:
             redis = parse_redis_url(redis_url) if redis_url is not None else None
         except ValueError as error:
