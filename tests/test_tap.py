@@ -93,6 +93,7 @@ def test_token_from_environment(monkeypatch):
         (["--max-channels-per-ip", "many"], "--max-channels-per-ip"),
         (["--max-resumes", "0"], "--max-resumes"),
         (["--admin-listen", "tcp:notaport"], "--admin-listen"),
+        (["--log-format", "xml"], "--log-format"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):

@@ -5,17 +5,20 @@ from __future__ import annotations
 import gc
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
+from twisted.logger import ILogObserver
 from twisted.python import usage
+from twisted.python.components import Componentized
 
 from twisted_sse._capacity import RESERVED_FILES, raise_open_files_limit
-from twisted_sse.core import LEVELS, Logger, Settings, set_level, valid_pattern
+from twisted_sse.core import LEVELS, JsonLines, Logger, Settings, set_level, valid_pattern
 from twisted_sse.redis import parse_redis_url
 from twisted_sse.web import TokenVerifier, check_cidrs
 
@@ -89,6 +92,7 @@ class Options(usage.Options):
         ],
         ["body-timeout", None, str(_DEFAULTS.body_timeout), "Seconds a request body has to arrive after its headers."],
         ["log-level", None, "info", "Least important twisted-sse lines logged: debug, info, warn or error."],
+        ["log-format", None, "text", "text, or json: one JSON object per line (time, level, message, fields)."],
         ["drain-timeout", None, str(_DEFAULTS.drain_timeout), "Seconds shutdown waits for streams to close."],
         [
             "redis-timeout",
@@ -270,6 +274,8 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--public {pattern!r}: a channel name, * for any run of characters")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self["jwt-cookie"]):
             raise usage.UsageError(f"--jwt-cookie {self['jwt-cookie']!r}: a cookie name (letters, digits, _ . -)")
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError(f"--log-format {self['log-format']!r}: use text or json")
         if self["log-level"] not in LEVELS:
             raise usage.UsageError(f"--log-level {self['log-level']!r}: use one of {', '.join(LEVELS)}")
         redis_url = self["redis"] or None
@@ -351,7 +357,31 @@ def makeService(options: Options) -> MultiService:
         pending=settings.max_pending,
     )
     _tune_garbage_collector()
-    return SSEService(settings)
+    daemon = _Daemon(_json_log_file(options.parent) if options["log-format"] == "json" else None)
+    SSEService(settings).setServiceParent(daemon)
+    return daemon
+
+
+class _Daemon(MultiService):
+    """What `twistd sse` runs. With --log-format json it hands twistd a JSON log observer: twistd starts logging
+    after it has put this service into its application, with the application's `ILogObserver` if one is set."""
+
+    def __init__(self, json_out: IO[str] | None) -> None:
+        super().__init__()
+        self._json_out = json_out
+
+    def setServiceParent(self, parent: Any) -> Any:
+        if self._json_out is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, JsonLines(self._json_out))
+        return super().setServiceParent(parent)
+
+
+def _json_log_file(twistd_options: Any) -> IO[str]:
+    """Where twistd would have logged: standard output with -n (or --logfile -), else --logfile or twistd.log."""
+    logfile = twistd_options.get("logfile") if twistd_options is not None else "-"
+    if logfile == "-" or (not logfile and twistd_options.get("nodaemon")):
+        return sys.stdout
+    return open(logfile or "twistd.log", "a", encoding="utf-8")  # noqa: SIM115 (open for the process's life)
 
 
 def _tune_garbage_collector() -> None:

@@ -52,3 +52,30 @@ def test_a_burst_of_lines_of_one_kind_is_cut_to_the_budget_and_summed_up_once():
     [summary] = events
     assert summary["log_level"] == LogLevel.info and (summary["count"], summary["what"]) == (990, "stream openings")
     assert budget.allows() and clock.getDelayedCalls() == []  # a new second: lines again, no timer left
+
+
+def test_json_lines_carry_time_level_message_and_the_events_fields():
+    """One object per line: ISO time, level name, the formatted message, and fields JSON can hold."""
+    import io
+    import json
+
+    from twisted.logger import LogLevel, formatEvent
+
+    from twisted_sse.core import JsonLines
+
+    out = io.StringIO()
+    observer = JsonLines(out)
+    event = {"log_format": "stream opened: {channels} from {peer}", "log_level": LogLevel.info, "log_time": 0.25,
+             "log_namespace": "twisted_sse.web._stream", "channels": "a,b", "peer": "198.51.100.7",
+             "thing": object()}  # fmt: skip
+    observer(event)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        from twisted.python.failure import Failure
+
+        observer({"log_format": "failed", "log_level": LogLevel.error, "log_time": 1.0, "log_failure": Failure()})
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first == {"time": "1970-01-01T00:00:00.250+00:00", "level": "info", "namespace": "twisted_sse.web._stream",
+                     "message": formatEvent(event), "channels": "a,b", "peer": "198.51.100.7"}  # fmt: skip
+    assert second["level"] == "error" and "ValueError: boom" in second["traceback"]

@@ -241,3 +241,19 @@ def test_idle_connections_past_max_pending_make_room_for_new_requests(tmp_path):
             sock.close()
     finally:
         process.stop()
+
+
+def test_json_logs_are_one_object_per_line_with_the_streams_fields(tmp_path):
+    """--log-format json (twistd -n: standard output): every line parses, and a stream's lines carry its fields."""
+    process = Daemon(tmp_path, "--log-format", "json", "--log-level", "info")
+    try:
+        stream = LiveStream(process.port, "/events/news")
+        wait_until(lambda: health(process.port)["streams"] == 1, timeout=5)
+        stream.close()
+        wait_until(lambda: "stream closed" in process.log(), timeout=5)
+    finally:
+        process.stop()
+    records = [json.loads(line) for line in process.log().splitlines() if line.strip()]
+    opened = [r for r in records if r["message"].startswith("stream opened")]
+    assert opened and opened[0]["channels"] == "news" and opened[0]["peer"].startswith("127.0.0.1:")
+    assert {"time", "level", "namespace", "message"} <= set(records[0]) and opened[0]["level"] == "info"

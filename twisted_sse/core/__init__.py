@@ -31,7 +31,7 @@ from twisted_sse.core._history import (
 )
 from twisted_sse.core._hub import Hub
 from twisted_sse.core._interfaces import Broker, Listener, Receiver
-from twisted_sse.core._logs import LEVELS, Budget, Logger, set_level
+from twisted_sse.core._logs import LEVELS, Budget, JsonLines, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
 from twisted_sse.core._pacer import Pacer
 from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
@@ -70,6 +70,7 @@ __all__ = [
     "Receiver",
     "LEVELS",
     "Budget",
+    "JsonLines",
     "Logger",
     "set_level",
     "MemoryBroker",

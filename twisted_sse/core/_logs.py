@@ -6,13 +6,16 @@ level they cost one comparison. Twisted's own lines are not affected.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from datetime import UTC, datetime
+from typing import IO, Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent
 from twisted.logger import Logger as _TwistedLogger
-from twisted.logger import LogLevel
+from zope.interface import implementer
 
-__all__ = ["Logger", "LEVELS", "set_level", "Budget"]
+__all__ = ["Logger", "LEVELS", "set_level", "Budget", "JsonLines"]
 
 LEVELS = ("debug", "info", "warn", "error")
 _threshold = [LogLevel.info]
@@ -71,3 +74,28 @@ class Budget:
         skipped, self._skipped = self._skipped, 0
         self._log.info("... and {count} more {what} in the last second, not logged one by one",
                        count=skipped, what=self._what)  # fmt: skip
+
+
+@implementer(ILogObserver)
+class JsonLines:
+    """One JSON object per line for log shippers: time, level, namespace, the formatted message, and the
+    event's own fields (peer, channels, duration, ...) as they were given, when JSON can hold them."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+
+    def __call__(self, event: LogEvent) -> None:
+        record: dict[str, object] = {
+            "time": datetime.fromtimestamp(event.get("log_time", 0), UTC).isoformat(timespec="milliseconds"),
+            "level": event["log_level"].name if "log_level" in event else "info",
+            "namespace": event.get("log_namespace", ""),
+            "message": formatEvent(event),
+        }
+        for key, value in event.items():
+            if not key.startswith("log_") and key not in record and isinstance(value, str | int | float | bool):
+                record[key] = value
+        failure = event.get("log_failure")
+        if failure is not None:
+            record["traceback"] = failure.getTraceback()
+        self._out.write(json.dumps(record, default=str) + "\n")
+        self._out.flush()
