@@ -94,6 +94,7 @@ def test_token_from_environment(monkeypatch):
         (["--max-resumes", "0"], "--max-resumes"),
         (["--admin-listen", "tcp:notaport"], "--admin-listen"),
         (["--log-format", "xml"], "--log-format"),
+        (["--listen", "systemd:domain=INET:name=sse"], "start it from a systemd socket unit"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv, option):

@@ -53,6 +53,8 @@ class SSEService(MultiService):
             from twisted.internet import reactor as _global
 
             reactor = _global
+        self.reactor = reactor
+        """The reactor (or a `Clock` in tests) the service runs on."""
         self.settings = settings
         self.broker: Broker = broker if broker is not None else _default_broker(settings, reactor)
         if IService.providedBy(self.broker):

@@ -236,7 +236,10 @@ class Options(usage.Options):
             try:
                 endpoints.serverFromString(MemoryReactor(), description)
             except Exception as error:  # endpoint parsers raise many kinds
-                raise usage.UsageError(f"--listen {description!r}: {error}") from None
+                why = str(error)
+                if description.startswith("systemd:"):
+                    why = f"no such socket was passed ({why!r}): start it from a systemd socket unit"
+                raise usage.UsageError(f"--listen {description!r}: {why}") from None
         if self["admin-listen"] is not None:
             try:
                 endpoints.serverFromString(MemoryReactor(), self["admin-listen"])
@@ -338,6 +341,7 @@ def _number(options: usage.Options, name: str, kind: Callable[[str], _N], minimu
 def makeService(options: Options) -> MultiService:
     """Build the daemon's service from parsed options."""
     from twisted_sse._service import SSEService
+    from twisted_sse._systemd import Notifier
 
     set_level(options["log-level"])
     limit = raise_open_files_limit()
@@ -358,7 +362,11 @@ def makeService(options: Options) -> MultiService:
     )
     _tune_garbage_collector()
     daemon = _Daemon(_json_log_file(options.parent) if options["log-format"] == "json" else None)
-    SSEService(settings).setServiceParent(daemon)
+    service = SSEService(settings)
+    service.setServiceParent(daemon)
+    notifier = Notifier(os.environ, service.reactor)
+    if notifier.enabled:  # under systemd: started after the service (READY once it listens), stopped before it
+        notifier.setServiceParent(daemon)
     return daemon
 
 
