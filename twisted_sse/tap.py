@@ -54,6 +54,7 @@ class Options(usage.Options):
         ["access-log", None, "Log one line per HTTP request (streams are logged either way)."],
         ["jwt-query", None, "Also take a subscriber's token from ?token= (it leaks into proxy logs and Referer)."],
         ["metrics", None, "Serve Prometheus metrics at /metrics next to the streams."],
+        ["demo", None, "Serve a demo page at /: subscribe, publish, watch reconnects, resumes and sse-lost."],
     ]
     optParameters = [
         ["prefix", None, _DEFAULTS.prefix, "Redis pub/sub channel prefix: channel news is <prefix>news."],
@@ -298,6 +299,7 @@ class Options(usage.Options):
             max_stream_age=_number(self, "max-stream-age", float, 0.0),
             max_resumes=_number(self, "max-resumes", int, 1),
             metrics=bool(self["metrics"]),
+            demo=bool(self["demo"]),
             admin_listen=self["admin-listen"],
             max_streams_per_ip=_number(self, "max-streams-per-ip", int, 0),
             max_channels_per_ip=_number(self, "max-channels-per-ip", int, 0),

@@ -102,6 +102,8 @@ class Settings:
     """Seconds an allowed answer of the callback is reused for the same credentials and channels."""
     public: tuple[str, ...] = ()
     """With a JWT key: channel patterns anyone may subscribe to without a token."""
+    demo: bool = False
+    """Serve the demo page at / (subscribe, publish, watch reconnects and resumes)."""
     metrics: bool = False
     """Serve Prometheus metrics at /metrics next to the streams."""
     admin_listen: str | None = None

@@ -7,6 +7,7 @@ serves it with (header and body deadlines, pending-connection bound, HTTP/2 by A
 from twisted_sse.web._access import AccessPolicy, Denied
 from twisted_sse.web._auth_callback import AuthCallback, CallbackDenied, CallbackUnavailable, make_agent
 from twisted_sse.web._client_address import TrustedProxies, check_cidrs
+from twisted_sse.web._demo import add_demo
 from twisted_sse.web._heartbeat import Heartbeat
 from twisted_sse.web._lifetimes import Lifetimes
 from twisted_sse.web._metrics import MetricsPage, SSECollector
@@ -32,4 +33,5 @@ __all__ = [
     "TokenVerifier",
     "MetricsPage",
     "SSECollector",
+    "add_demo",
 ]
