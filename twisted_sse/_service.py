@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from twisted_sse._inherited import InheritedPort
 from twisted_sse.core import Broker, Counters, Hub, Logger, MemoryBroker, Settings, checked_publication
 from twisted_sse.web import (
     AccessPolicy,
@@ -82,8 +83,13 @@ class SSEService(MultiService):
         self.site.streams_open = lambda: self.hub.streams_open
         self.site.counters = self.counters
         self._listening = MultiService()
-        for description in settings.listen:
-            strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)
+        for n, description in enumerate(settings.listen):
+            listener: Service
+            if n < len(settings.inherited):  # a --workers worker: the parent bound it
+                listener = InheritedPort(reactor, settings.inherited[n], description, self.site)
+            else:
+                listener = strports.service(description, self.site, reactor=reactor)
+            listener.setServiceParent(self._listening)
         self._serve_metrics(settings, reactor)
         if settings.demo:
             add_demo(self.resource)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import IO, Any, TypeVar
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import ILogObserver
@@ -145,6 +145,9 @@ class Options(usage.Options):
         ],
         ["auth-timeout", None, str(_DEFAULTS.auth_timeout), "Seconds the --auth-url answer may take."],
         ["auth-cache", None, str(_DEFAULTS.auth_cache), "Seconds an allowed --auth-url answer is reused."],
+        ["workers", None, "1", "Processes serving the listeners (auto: one per core); above 1 needs --redis."],
+        ["worker", None, None, "(set by the --workers parent for each worker: its number)"],
+        ["ready-fd", None, None, "(set by the --workers parent: where a worker says it is serving)"],
         [
             "admin-listen",
             None,
@@ -163,6 +166,7 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
+        self["inherit"] = []
         self["listen"] = []
         self["cors-origin"] = []
         self["trusted-proxy"] = []
@@ -171,6 +175,10 @@ class Options(usage.Options):
     def opt_listen(self, description: str) -> None:
         """Endpoint to serve HTTP on: tcp:8080:interface=127.0.0.1, unix:/run/sse.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem, ... Repeatable. [default: tcp:8080]"""  # noqa: E501
         self["listen"].append(description)
+
+    def opt_inherit(self, fd: str) -> None:
+        """(set by the --workers parent: the descriptor of each --listen socket it bound, in order)"""
+        self["inherit"].append(fd)
 
     def opt_cors_origin(self, origin: str) -> None:
         """Origin allowed to use the server from a browser (https://app.example), or * for any. Repeatable. [default: none, no CORS headers]"""  # noqa: E501
@@ -278,6 +286,21 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--public {pattern!r}: a channel name, * for any run of characters")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self["jwt-cookie"]):
             raise usage.UsageError(f"--jwt-cookie {self['jwt-cookie']!r}: a cookie name (letters, digits, _ . -)")
+        workers = _workers(self["workers"])
+        worker = None if self["worker"] is None else _number(self, "worker", int, 0)
+        inherited = tuple(_whole(fd, "--inherit") for fd in self["inherit"])
+        if inherited and len(inherited) != len(listen):
+            raise usage.UsageError("--inherit: one descriptor per --listen")
+        if workers > 1 and worker is None:
+            if not (self["redis"] or None):
+                raise usage.UsageError(
+                    "--workers above 1 needs --redis: with the in-process broker workers can't share events"
+                )
+            for description in listen:
+                if description.split(":", 1)[0] not in ("tcp", "ssl", "unix", "systemd"):
+                    raise usage.UsageError(f"--listen {description!r}: --workers serves tcp, ssl, unix and systemd")
+            if self["admin-listen"] is not None:
+                raise usage.UsageError("--admin-listen with --workers: not available yet (metrics are per worker)")
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError(f"--log-format {self['log-format']!r}: use text or json")
         if self["log-level"] not in LEVELS:
@@ -299,6 +322,9 @@ class Options(usage.Options):
             max_stream_age=_number(self, "max-stream-age", float, 0.0),
             max_resumes=_number(self, "max-resumes", int, 1),
             metrics=bool(self["metrics"]),
+            workers=workers,
+            worker=worker,
+            inherited=inherited,
             demo=bool(self["demo"]),
             admin_listen=self["admin-listen"],
             max_streams_per_ip=_number(self, "max-streams-per-ip", int, 0),
@@ -326,6 +352,22 @@ class Options(usage.Options):
             drain_timeout=_number(self, "drain-timeout", float, 0.0),
             redis_timeout=_number(self, "redis-timeout", float, 0.1),
         )
+
+
+def _workers(raw: str) -> int:
+    if raw == "auto":
+        return os.cpu_count() or 1
+    value = _whole(raw, "--workers")
+    if value < 1:
+        raise usage.UsageError(f"--workers {raw!r}: at least 1, or auto")
+    return value
+
+
+def _whole(raw: str, option: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise usage.UsageError(f"{option} {raw!r}: not a whole number") from None
 
 
 def _number(options: usage.Options, name: str, kind: Callable[[str], _N], minimum: _N) -> _N:
@@ -364,8 +406,20 @@ def makeService(options: Options) -> MultiService:
     )
     _tune_garbage_collector()
     daemon = _Daemon(_json_log_file(options.parent) if options["log-format"] == "json" else None)
+    if settings.workers > 1 and settings.worker is None:
+        from twisted.internet import reactor
+
+        from twisted_sse._workers import Workers
+
+        logfile = options.parent.get("logfile") if options.parent is not None else None
+        Workers(reactor, settings.workers, settings.listen, sys.argv, logfile, settings.drain_timeout).setServiceParent(
+            daemon
+        )
+        return daemon
     service = SSEService(settings)
     service.setServiceParent(daemon)
+    if options["ready-fd"] is not None:
+        _Ready(int(options["ready-fd"])).setServiceParent(daemon)
     notifier = Notifier(os.environ, service.reactor)
     if notifier.enabled:  # under systemd: started after the service (READY once it listens), stopped before it
         notifier.setServiceParent(daemon)
@@ -384,6 +438,21 @@ class _Daemon(MultiService):
         if self._json_out is not None and isinstance(parent, Componentized):
             parent.setComponent(ILogObserver, JsonLines(self._json_out))
         return super().setServiceParent(parent)
+
+
+class _Ready(Service):
+    """A --workers worker tells its parent, on the pipe it was given, once it serves."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def startService(self) -> None:
+        super().startService()
+        try:
+            os.write(self._fd, b"ready\n")
+            os.close(self._fd)
+        except OSError:
+            pass  # the parent is gone: it will not ask
 
 
 def _json_log_file(twistd_options: Any) -> IO[str]:

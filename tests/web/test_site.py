@@ -177,3 +177,22 @@ def test_past_max_pending_the_oldest_connection_that_is_no_stream_is_cut():
     assert [c.transport.disconnecting for c in idle] == [True, False]
     assert not stream.transport.disconnecting
     assert harness.service.hub.counters.connections_cut_pending == 1
+
+
+def test_a_connection_that_sent_nothing_before_the_drain_gets_its_request_answered_then_closed():
+    """Accepted just before the listeners closed, a client's request is on its way: it is answered with
+    Connection: close, not cut; a connection that already had its answer is closed at once."""
+    harness = Harness()
+    answered = Client(harness.site)
+    answered.send("GET", "/healthz")
+    assert answered.response().status == 200
+    fresh = Client(harness.site)
+    closing = harness.site.close_connections(5)
+    assert answered.transport.disconnecting and not fresh.transport.disconnecting
+    fresh.send("GET", "/healthz")
+    response = fresh.response()
+    assert response.status == 200 and response.headers["connection"] == "close"
+    assert fresh.transport.disconnecting
+    fresh.drop()
+    answered.drop()
+    assert closing.called

@@ -35,6 +35,12 @@ class Settings:
 
     listen: tuple[str, ...] = ("tcp:8080",)
     """Twisted server endpoint strings to serve HTTP on; empty to serve none (embedding)."""
+    inherited: tuple[int, ...] = ()
+    """A --workers worker: the descriptors of the sockets its parent bound for `listen`, in its order."""
+    worker: int | None = None
+    """A --workers worker: its number (shown by /healthz); None: the process serves alone."""
+    workers: int = 1
+    """Processes serving the listeners (`twistd sse --workers`); the service itself is one of them."""
     prefix: str = "sse:"
     """Prepended to a channel name to make its Redis pub/sub channel."""
     heartbeat: float = 15.0

@@ -147,6 +147,11 @@ class HTTPConnection(Protocol):
             self.transport.loseConnection()  # type: ignore[union-attr]
 
     @property
+    def untouched(self) -> bool:
+        """True while nothing has been read from this connection (its first request is on its way)."""
+        return self.channel is None and self._held is None
+
+    @property
     def pending(self) -> bool:
         """True while this connection carries no stream: no request yet, or one that hasn't started streaming."""
         channel = self.channel

@@ -413,6 +413,8 @@ class _Health(_Page):
             "streams": surface.hub.streams_open,
             "channels": surface.hub.channels_held,
         }
+        if surface.settings.worker is not None:
+            report["worker"] = surface.settings.worker  # which of the --workers answered
         if self._counters:
             report["counters"] = surface.hub.counters.report()
         if not healthy:

@@ -38,6 +38,12 @@ Screen = Callable[[Request, bytes, bytes], "Refusal | None"]
 """Looks at a request whose headers are in (method, path) and says whether to refuse it now."""
 
 
+def _close(_: object, channel: Any) -> None:
+    """Close a connection once its last response is out (Twisted drops `request.channel` when it finishes)."""
+    if channel is not None:
+        channel.loseConnection()
+
+
 class _LimitedRequest(Request):
     """A request answered before its body is read when its headers already say no, whose body may not pass
     the site's `max_body` and must arrive within `body_timeout` seconds."""
@@ -92,6 +98,10 @@ class _LimitedRequest(Request):
         super().requestReceived(command, path, version)
 
     def process(self) -> None:
+        if self._site.draining:
+            # Read on a connection accepted just before the drain: answered, then the connection closes.
+            self.setHeader(b"connection", b"close")
+            self.notifyFinish().addBoth(_close, self.channel)
         if not self._refused:
             super().process()
 
@@ -183,6 +193,8 @@ class SSESite(Site):
         """Connections that are not streams (yet) held at once; past it the oldest is cut. 0: no bound."""
         self.streams_open: Callable[[], int] = lambda: 0
         self.counters = Counters()
+        self.draining = False
+        """Shutting down: requests still read are answered with `Connection: close`."""
         self.pacer = Pacer(reactor)
         """Spreads a burst of new connections' requests over reactor turns."""
         self._all_closed: Deferred[None] | None = None
@@ -197,9 +209,15 @@ class SSESite(Site):
             super().log(logged)
 
     def close_connections(self, timeout: float) -> Deferred[None]:
-        """Close every connection once its output is flushed; abort those still open after `timeout`."""
+        """Close every connection once its output is flushed; abort those still open after `timeout`.
+
+        A connection that has sent nothing yet was accepted just before the listeners closed
+        (a client's request is on its way): it gets that request answered, then closes, so a
+        restart refuses nobody who had already connected."""
+        self.draining = True
         for channel in list(self.connections):
-            channel.loseConnection()
+            if not channel.untouched:
+                channel.loseConnection()
         if not self.connections:
             return succeed(None)
         self._all_closed = Deferred()
