@@ -52,15 +52,26 @@ def build_sseload(workdir: Path) -> str:
     return str(binary)
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (the workers of a --workers parent)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and its live children (a --workers parent and its workers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return own + sum(cpu_seconds(child) for child in children(pid))
 
 
 def rss_kib(pid: int) -> int:
+    """Resident memory of `pid` and its live children."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+            return int(line.split()[1]) + sum(rss_kib(child) for child in children(pid))
     raise RuntimeError("no VmRSS")
 
 
@@ -124,9 +135,18 @@ def finish(process: subprocess.Popen[str]) -> dict:
     return json.loads(out)
 
 
+def streams_open(server: Server) -> int:
+    """Streams open in the server; with --workers, summed over the workers that /healthz answers for."""
+    per_worker: dict[object, int] = {}
+    for _ in range(8 if children(server.pid) else 1):
+        health = json.loads(get(server.port, "/healthz")[2])
+        per_worker[health.get("worker")] = health["streams"]
+    return sum(per_worker.values())
+
+
 def wait_streams(server: Server, redis: RedisServer, n: int, channel: str, timeout: float) -> None:
     if server.kind == "twisted-sse":
-        wait_until(lambda: json.loads(get(server.port, "/healthz")[2])["streams"] >= n, timeout=timeout)
+        wait_until(lambda: streams_open(server) >= n, timeout=timeout, interval=0.2)
     else:
         key = f"sse:{channel}".encode()
         wait_until(lambda: redis.client().pubsub_numsub(key)[0][1] >= n, timeout=timeout, interval=0.2)
@@ -158,6 +178,7 @@ def fanout(binary, kind, workdir, redis, subscribers, rate, seconds, size=100, e
         return {
             "server": kind,
             "metrics": scraping,
+            "workers": int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1,
             "subscribers": subscribers,
             "rate": rate,
             "published": published,
@@ -529,8 +550,18 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument("--metrics", action="store_true",
-                        help="fanout: also run with --metrics, scraped every second (CPU per delivery, on and off)")
+    parser.add_argument(
+        "--workers",
+        action="append",
+        type=int,
+        metavar="N",
+        help="fanout: also run with --workers N (repeatable); CPU and RSS are summed over the workers",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="fanout: also run with --metrics, scraped every second (CPU per delivery, on and off)",
+    )
     parser.add_argument("--fanout", action="append", metavar="STREAMSxRATE", type=_streams_by_rate,
                         help="fan-out figures to run instead of the plan's (repeatable), e.g. 1000x100")  # fmt: skip
     args = parser.parse_args(argv)
@@ -559,6 +590,9 @@ def main(argv=None) -> int:
         if "fanout" in args.scenarios:
             for subs, rate in plan["fanout"]:
                 record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"])
+                for workers in args.workers or ():
+                    record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"],
+                           100, ("--workers", str(workers)))  # fmt: skip
                 if args.metrics:
                     record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"],
                            100, ("--metrics",))  # fmt: skip
