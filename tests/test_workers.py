@@ -45,7 +45,6 @@ def _parse(*argv):
         (["--workers", "0", "--redis", "redis://r/0"], "--workers '0'"),
         (["--workers", "many"], "--workers 'many'"),
         (["--workers", "2", "--redis", "redis://r/0", "--listen", "tcp6:8080"], "serves tcp, ssl, unix and systemd"),
-        (["--workers", "2", "--redis", "redis://r/0", "--admin-listen", "tcp:9100"], "--admin-listen with --workers"),
         (["--listen", "tcp:1", "--inherit", "3", "--inherit", "4"], "--inherit: one descriptor per --listen"),
     ],
 )

@@ -11,18 +11,23 @@ before is serving again: the others keep accepting, so no connection is refused.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application import strports
+from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ProcessProtocol, ServerFactory
 from twisted.python.failure import Failure
+from twisted.web.server import Site
 
+from twisted_sse._workers_admin import admin_root
 from twisted_sse.core import Logger
 
 __all__ = ["Workers", "worker_argv"]
@@ -36,9 +41,11 @@ STEADY = 60.0
 """A worker that ran this many seconds before it died is restarted at once again."""
 
 
-def worker_argv(argv: Sequence[str], index: int, listeners: int, logfile: str | None) -> list[str]:
+def worker_argv(
+    argv: Sequence[str], index: int, listeners: int, logfile: str | None, admin_socket: str | None = None
+) -> list[str]:
     """The command line of worker `index`: the parent's `sse` options without --workers and --admin-listen,
-    in the foreground, on the inherited sockets."""
+    in the foreground, on the inherited sockets (and its own admin socket, for the parent to ask)."""
     args = list(argv)
     at = args.index("sse")
     options, skip = [], False
@@ -55,6 +62,8 @@ def worker_argv(argv: Sequence[str], index: int, listeners: int, logfile: str | 
     twistd = ["-n", "--pidfile="] + (["--logfile", logfile] if logfile else [])
     inherit = [part for n in range(listeners) for part in ("--inherit", str(FIRST_FD + n))]
     ready = ["--ready-fd", str(FIRST_FD + listeners)]
+    if admin_socket is not None:
+        ready += ["--admin-listen", f"unix:{admin_socket}"]
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", *twistd, "sse", *options,
             "--worker", str(index), *inherit, *ready]  # fmt: skip
 
@@ -82,11 +91,19 @@ class _Worker(ProcessProtocol):
             self.transport.signalProcess(name)
 
 
-class Workers(Service):
-    """The parent of `count` workers that serve `listen`, each run with `argv_of(index)`."""
+class Workers(MultiService):
+    """The parent of `count` workers that serve `listen`, started with the parent's command line `argv`."""
 
     def __init__(self, reactor: Any, count: int, listen: Sequence[str], argv: Sequence[str], logfile: str | None,
-                 drain_timeout: float) -> None:  # fmt: skip
+                 drain_timeout: float, admin_listen: str | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self._admin_sockets: list[str] | None = None
+        if admin_listen is not None:
+            folder = tempfile.mkdtemp(prefix="twisted-sse-")
+            self._admin_sockets = [os.path.join(folder, f"worker-{n}.sock") for n in range(count)]
+            site = Site(admin_root(reactor, self._admin_sockets), reactor=reactor)
+            site.displayTracebacks = False
+            strports.service(admin_listen, site, reactor=reactor).setServiceParent(self)
         self._reactor = reactor
         self._count = count
         self._listen = tuple(listen)
@@ -121,7 +138,7 @@ class Workers(Service):
 
     def stopService(self) -> Deferred[Any]:
         """SIGTERM to every worker (each drains its streams), then wait for them; SIGKILL stragglers."""
-        super().stopService()
+        admin_stopped = super().stopService()
         self._stopping = True
         workers = list(self._workers.values())
         for worker in workers:
@@ -139,7 +156,9 @@ class Workers(Service):
                 killer.cancel()
             for port in self._ports:
                 port.stopListening()
-            return result
+            if self._admin_sockets:
+                shutil.rmtree(os.path.dirname(self._admin_sockets[0]), ignore_errors=True)
+            return admin_stopped
 
         return ended.addBoth(done)
 
@@ -151,7 +170,10 @@ class Workers(Service):
         for n, port in enumerate(self._ports):
             fds[FIRST_FD + n] = port.fileno()  # type: ignore[attr-defined]
         fds[FIRST_FD + len(self._ports)] = "r"
-        argv = worker_argv(self._argv, index, len(self._ports), self._logfile)
+        admin = self._admin_sockets[index] if self._admin_sockets is not None else None
+        if admin is not None and os.path.exists(admin):
+            os.unlink(admin)  # left by the worker this one replaces
+        argv = worker_argv(self._argv, index, len(self._ports), self._logfile, admin)
         worker.started_at = self._reactor.seconds()
         self._reactor.spawnProcess(worker, argv[0], argv, env=dict(os.environ), childFDs=fds)
         self._workers[index] = worker

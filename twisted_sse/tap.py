@@ -299,8 +299,6 @@ class Options(usage.Options):
             for description in listen:
                 if description.split(":", 1)[0] not in ("tcp", "ssl", "unix", "systemd"):
                     raise usage.UsageError(f"--listen {description!r}: --workers serves tcp, ssl, unix and systemd")
-            if self["admin-listen"] is not None:
-                raise usage.UsageError("--admin-listen with --workers: not available yet (metrics are per worker)")
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError(f"--log-format {self['log-format']!r}: use text or json")
         if self["log-level"] not in LEVELS:
@@ -412,9 +410,9 @@ def makeService(options: Options) -> MultiService:
         from twisted_sse._workers import Workers
 
         logfile = options.parent.get("logfile") if options.parent is not None else None
-        Workers(reactor, settings.workers, settings.listen, sys.argv, logfile, settings.drain_timeout).setServiceParent(
-            daemon
-        )
+        workers = Workers(reactor, settings.workers, settings.listen, sys.argv, logfile, settings.drain_timeout,
+                          settings.admin_listen)  # fmt: skip
+        workers.setServiceParent(daemon)
         return daemon
     service = SSEService(settings)
     service.setServiceParent(daemon)

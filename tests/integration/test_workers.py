@@ -201,3 +201,29 @@ def test_workers_serve_tls_and_unix_listeners_they_inherited(tmp_path):
     finally:
         parent.stop()
         redis.stop()
+
+
+def test_the_parents_admin_listener_shows_every_worker_and_is_healthy_only_while_all_are(tmp_path):
+    """--admin-listen on the parent: one scrape has each worker's series (label `worker`); /healthz is 200 with
+    both workers up, 503 while one is down, 200 again once the parent has restarted it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    admin = free_port()
+    redis = RedisServer(tmp_path)
+    parent = Parent(tmp_path, redis, "--admin-listen", f"tcp:{admin}:interface=127.0.0.1")
+    try:
+        streams = [LiveStream(parent.port, "/events/news") for _ in range(6)]
+        wait_until(lambda: get(admin, "/healthz")[0] == 200, timeout=10)
+        families = {f.name: f for f in text_string_to_metric_families(get(admin, "/metrics")[2].decode())}
+        open_now = {s.labels["worker"]: s.value for s in families["sse_streams"].samples}
+        assert set(open_now) == {"0", "1"} and sum(open_now.values()) == 6
+        health = json.loads(get(admin, "/healthz")[2])
+        assert health["status"] == "ok" and set(health["workers"]) == {"0", "1"}
+        subprocess.run(["kill", "-9", str(parent.children()[0])], check=True)
+        wait_until(lambda: get(admin, "/healthz")[0] == 503, timeout=10)
+        wait_until(lambda: get(admin, "/healthz")[0] == 200, timeout=20)
+        for stream in streams:
+            stream.close()
+    finally:
+        parent.stop()
+        redis.stop()
