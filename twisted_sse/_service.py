@@ -100,7 +100,7 @@ class SSEService(MultiService):
         internal listener of their own, and the public /healthz without counts."""
         if not (settings.metrics or settings.admin_listen):
             return
-        page = MetricsPage(SSECollector(self.hub, self.broker, self.counters))
+        page = MetricsPage(SSECollector(self.hub, self.broker, self.counters, settings.worker))
         if settings.admin_listen is None:
             self.resource.putChild(b"metrics", page)
             return

@@ -60,3 +60,10 @@ def test_a_resume_that_lost_events_is_counted_as_lost():
     ids = [json.loads(harness.publish("news", b"%d" % n).body)["id"] for n in range(3)]
     harness.stream("/events/news", {"Last-Event-ID": ids[0]}).response()
     assert _scrape(harness)[("sse_resumes_total", (("outcome", "lost"),))] == 1
+
+
+def test_a_worker_labels_every_series_with_its_number():
+    """Under --workers each worker's scrape says which worker it is, on every series."""
+    samples = _scrape(Harness(metrics=True, worker=1))
+    assert samples and all(dict(labels).get("worker") == "1" for _, labels in samples)
+    assert samples[("sse_streams", (("worker", "1"),))] == 0

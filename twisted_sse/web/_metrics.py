@@ -27,12 +27,25 @@ __all__ = ["MetricsPage", "SSECollector"]
 class SSECollector(Collector):
     """The metric families of one service, built from its counts when Prometheus scrapes."""
 
-    def __init__(self, hub: Hub, broker: Broker, counters: Counters) -> None:
+    def __init__(self, hub: Hub, broker: Broker, counters: Counters, worker: int | None = None) -> None:
+        """`worker`: a --workers worker labels every series with its number."""
         self._hub = hub
         self._broker = broker
         self._counters = counters
+        self._worker = worker
 
     def collect(self) -> Iterator[Metric]:
+        if self._worker is None:
+            yield from self._families()
+            return
+        worker = str(self._worker)
+        for family in self._families():
+            labelled = Metric(family.name, family.documentation, family.type)
+            for sample in family.samples:
+                labelled.add_sample(sample.name, {**sample.labels, "worker": worker}, sample.value)
+            yield labelled
+
+    def _families(self) -> Iterator[Metric]:
         hub, counters = self._hub, self._counters
         yield GaugeMetricFamily("sse_streams", "Streams open now.", value=hub.streams_open)
         yield GaugeMetricFamily("sse_channels", "Channels held (subscribed) now.", value=hub.channels_held)
