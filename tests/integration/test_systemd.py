@@ -70,6 +70,7 @@ class _HeldSocket:
     """What systemd does for a socket unit: one listening socket, passed to each daemon started on it."""
 
     def __init__(self, workdir):
+        self.started = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1024)
@@ -90,7 +91,16 @@ class _HeldSocket:
                                    env=source_env(**extra), stdout=log, stderr=subprocess.STDOUT,
                                    pass_fds=(3,), preexec_fn=lambda: _as_fd_3(fd))  # fmt: skip
         process.log_path = log.name
+        self.started.append(process)
         return process
+
+    def kill_all(self):
+        """Whatever a failed test left running."""
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self.sock.close()
 
 
 def _as_fd_3(fd):
@@ -147,6 +157,7 @@ def test_restarting_on_a_held_socket_refuses_no_connection_and_streams_resume(tm
         second.wait(20)
     finally:
         stop.set()
+        held.kill_all()
         redis.stop()
 
 
@@ -189,6 +200,5 @@ def test_systemd_hears_ready_watchdog_and_stopping(tmp_path):
             assert message == b"WATCHDOG=1"
         daemon.wait(20)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
+        held.kill_all()
         listener.close()
