@@ -30,12 +30,13 @@ from twisted_sse.core._history import (
     parse_id,
 )
 from twisted_sse.core._hub import Hub
-from twisted_sse.core._interfaces import Broker, Listener, Receiver
+from twisted_sse.core._interfaces import Broker, History, Listener, Receiver
 from twisted_sse.core._logs import LEVELS, Budget, JsonLines, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
 from twisted_sse.core._pacer import Pacer
 from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
 from twisted_sse.core._settings import RedisAddress, Settings
+from twisted_sse.core._shared_reads import SharedReads
 
 __all__ = [
     "Block",
@@ -66,6 +67,7 @@ __all__ = [
     "page_of",
     "Hub",
     "Broker",
+    "History",
     "Listener",
     "Receiver",
     "LEVELS",
@@ -81,4 +83,5 @@ __all__ = [
     "HistoryPages",
     "RedisAddress",
     "Settings",
+    "SharedReads",
 ]

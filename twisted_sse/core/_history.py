@@ -77,6 +77,9 @@ class Missed:
     """The broker's last issued id when the one asked after is beyond it (a far-future or forged id)."""
     more: bool = False
     """The read stopped at its page bound: events after the last one returned may be held too."""
+    held_from: EventKey | None = None
+    """Events after an id older than this are (partly) gone: `lost` for any id before it (shared reads
+    work out each reader's loss from it)."""
 
 
 def page_of(events: Iterable[Event], count: int, size: int) -> tuple[list[Event], bool]:
@@ -118,6 +121,6 @@ class ChannelHistory:
         """The events after `key` (a page of at most `count` events and `size` bytes; 0: no bound),
         and whether any event after it is no longer held."""
         self.trim(now_ms)
-        lost = key < origin or (self.cut is not None and key < self.cut)
+        held_from = max(origin, self.cut) if self.cut is not None else origin
         events, more = page_of((event for event_key, event in self._events if event_key > key), count, size)
-        return Missed(lost, events, more=more)
+        return Missed(key < held_from, events, more=more, held_from=held_from)

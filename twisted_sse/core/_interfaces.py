@@ -15,7 +15,7 @@ from twisted_sse.core._block import Block
 from twisted_sse.core._framing import Event
 from twisted_sse.core._history import EventKey, Missed
 
-__all__ = ["Broker", "Listener", "Receiver"]
+__all__ = ["Broker", "History", "Listener", "Receiver"]
 
 Receiver = Callable[[list[tuple[str, Event]]], None]
 """Called by a broker with the (channel, event) messages that arrived together, in order."""
@@ -51,6 +51,13 @@ class Broker(Protocol):
 
     def is_connected(self) -> bool:
         """True while messages can flow."""
+
+
+class History(Protocol):
+    """Where a channel's held events are read from: a broker, or reads shared in front of one."""
+
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
+        """As `Broker.history`."""
 
 
 class Listener(Protocol):

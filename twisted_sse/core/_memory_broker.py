@@ -68,7 +68,7 @@ class MemoryBroker:
             return succeed(Missed(True, [], self._ids.last))
         history = self._histories.get(channel)
         if history is None:
-            return succeed(Missed(after < self._ids.origin, []))
+            return succeed(Missed(after < self._ids.origin, [], held_from=self._ids.origin))
         return succeed(history.after(after, self._ids.origin, self._now_ms(), count, size))
 
     def is_connected(self) -> bool:

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, gatherResults
 
 from twisted_sse.core._framing import Event
 from twisted_sse.core._history import EventKey, Missed, format_id, parse_id
-from twisted_sse.core._interfaces import Broker
+from twisted_sse.core._interfaces import History
 
 __all__ = ["Replay", "Gap", "HistoryPages", "LOST_EVENT_TYPE"]
 
@@ -167,7 +167,7 @@ class HistoryPages:
     history holds, and the caller decides when to read the next one (back-pressure).
     """
 
-    def __init__(self, broker: Broker, channels: Sequence[str], after: EventKey, count: int, size: int) -> None:
+    def __init__(self, broker: History, channels: Sequence[str], after: EventKey, count: int, size: int) -> None:
         self._broker = broker
         self._reading = list(channels)
         self._cursor = after

@@ -78,14 +78,15 @@ class RedisUnavailable(Exception):
 
 def _missed(reply: list[Any]) -> Missed:
     """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...], last id if the one asked is ahead, else '',
-    more}."""
-    lost, entries, ahead, more = reply
+    more, the id before which events are gone}."""
+    lost, entries, ahead, more, held_from = reply
     events = []
     for event_id, fields in entries:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
         event = values.get(b"e")
         events.append(Event(values.get(b"d", b""), event.decode("utf-8") if event else None, event_id.decode("ascii")))
-    return Missed(bool(lost), events, parse_id(ahead.decode("ascii")) if ahead else None, bool(more))
+    return Missed(bool(lost), events, parse_id(ahead.decode("ascii")) if ahead else None, bool(more),
+                  parse_id(held_from.decode("ascii")) if held_from else None)  # fmt: skip
 
 
 class RedisBroker(Service):

@@ -20,7 +20,8 @@ Any language can publish the same way:
 
 and gets the id back. READ_SCRIPT returns {lost (0/1), a page of the entries after an id
 (at most COUNT entries and, past the first, SIZE bytes of data), the last id issued when
-the id asked after is beyond it (else ""), more (0/1: the page stopped at its bound)}.
+the id asked after is beyond it (else ""), more (0/1: the page stopped at its bound), the
+id before which events are gone (else "")}.
 POSITION_SCRIPT returns the id everything published from now on will follow (the last
 id issued, or the origin): where a subscriber starts counting what it has seen.
 """
@@ -137,11 +138,14 @@ trim(channel, limit, ttl_ms, now)
 local last = redis.call('GET', KEYS[2]) or first
 if less(last, after) then
   -- ahead of every id this Redis issued (a forged or far-future id): say where it really is
-  return {1, {}, last, 0}
+  return {1, {}, last, 0, ''}
 end
+-- events after an id older than held_from (the origin, or the cut when it is newer) are gone
 local cut = redis.call('HGET', KEYS[3], channel)
+local held_from = first
+if cut and less(first, cut) then held_from = cut end
 local lost = 0
-if less(after, first) or (cut and less(after, cut)) then lost = 1 end
+if less(after, held_from) then lost = 1 end
 local entries
 if count > 0 then
   entries = redis.call('XRANGE', KEYS[1], '(' .. after, '+', 'COUNT', count + 1)
@@ -159,7 +163,7 @@ for _, entry in ipairs(entries) do
   page[#page + 1] = entry
   total = total + #data
 end
-return {lost, page, '', more}
+return {lost, page, '', more, held_from}
 """
 )
 

@@ -27,6 +27,7 @@ from twisted_sse.core import (
     Hub,
     Logger,
     Replay,
+    SharedReads,
     encode,
     encode_retry,
     format_id,
@@ -67,8 +68,12 @@ class Streams:
     resumes: Resumes = field(default_factory=Resumes)
     opened: Budget = field(init=False)
     closed: Budget = field(init=False)
+    reads: SharedReads = field(init=False)
+    """History reads, shared by the streams that resume the same channels at once (one --max-resumes slot per
+    read that goes to the broker)."""
 
     def __post_init__(self) -> None:
+        self.reads = SharedReads(self.broker, self.resumes.slots)
         self.opened = Budget(_log, "stream openings", self.clock)
         self.closed = Budget(_log, "stream closings", self.clock)
 
@@ -149,14 +154,15 @@ class EventStream:
 
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
         resumes = self._shared.resumes
-        self._pages = HistoryPages(self._shared.broker, self.channels, after, resumes.page_events, resumes.page_bytes)
+        self._pages = HistoryPages(self._shared.reads, self.channels, after, resumes.page_events, resumes.page_bytes)
         return self._read_pages()
 
     def _read_pages(self) -> Deferred[None]:
         """Read and send every page, each once the client took the one before; fires when done.
 
-        Each read takes one of the process's resume slots for as long as Redis works on it:
-        a client that doesn't take its pages holds no slot, only its own bounded queue."""
+        Reads are shared with other streams resuming the same channels, and each one that goes
+        to Redis takes one of the process's resume slots for as long as Redis works on it: a
+        client that doesn't take its pages holds no slot, only its own bounded queue."""
         done: Deferred[None] = Deferred()
 
         def read(_: object = None) -> None:
@@ -164,7 +170,7 @@ class EventStream:
             if self._closed or pages is None or pages.done:
                 done.callback(None)
                 return
-            self._shared.resumes.slots.run(pages.next).addCallbacks(sent, done.errback)
+            pages.next().addCallbacks(sent, done.errback)
 
         def sent(gap: Gap) -> None:
             if self._closed:

@@ -1,0 +1,138 @@
+"""SharedReads: one read per channel in flight; every reader gets exactly its own events, page and loss."""
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.task import Clock
+
+from tests.fakes import SlowHistoryBroker
+from twisted_sse.core import MemoryBroker, SharedReads, parse_id
+
+
+def _broker(events=10, history=1000):
+    clock = Clock()
+    clock.advance(1000)
+    broker = SlowHistoryBroker(clock)
+    broker._limit = history
+    ids = []
+    for n in range(events):
+        clock.advance(0.001)
+        ids.append(parse_id(broker.publish("news", b"%d" % n).result))
+    return broker, ids
+
+
+def _data(missed):
+    return [event.data for event in missed.events]
+
+
+def test_a_thousand_resumes_from_the_same_id_cost_one_read():
+    """Single flight: every reader asks while one read is in flight; they all get their answer from the next."""
+    broker, ids = _broker()
+    reads = SharedReads(broker, DeferredSemaphore(8))
+    first = reads.history("news", ids[2], 100, 0)
+    asked = [reads.history("news", ids[2], 100, 0) for _ in range(1000)]
+    assert len(broker.reads) == 1  # the first read is in flight; the thousand wait for the next
+    broker.answer_reads()
+    assert len(broker.reads) == 1 and reads.reads == 2
+    broker.answer_reads()
+    assert all(_data(answer.result) == [b"%d" % n for n in range(3, 10)] for answer in [first, *asked])
+
+
+def test_nearby_ids_share_a_read_and_each_gets_only_what_follows_its_own():
+    """Readers 2, 5 and 8 events behind share one read made from the oldest; each gets its own events."""
+    broker, ids = _broker()
+    reads = SharedReads(broker, DeferredSemaphore(8))
+    reads.history("other", ids[0], 10, 0)  # keep something in flight elsewhere: channels are independent
+    asked = {n: reads.history("news", ids[n], 10, 0) for n in (7, 4, 1)}
+    assert [(channel, after) for _, channel, after, *_ in broker.reads] == [("other", ids[0]), ("news", ids[7])]
+    broker.answer_reads()  # "news" from ids[7] answers the first asker; the other two share the next read
+    assert [(channel, after) for _, channel, after, *_ in broker.reads] == [("news", ids[1])]
+    broker.answer_reads()
+    assert {n: _data(answer.result) for n, answer in asked.items()} == {
+        n: [b"%d" % m for m in range(n + 1, 10)] for n in (7, 4, 1)
+    }
+
+
+def test_a_reader_beyond_a_partial_read_waits_for_the_next_one():
+    """A read cut by its page bound before a reader's id answers the others; that reader gets the next read."""
+    broker, ids = _broker(events=20)
+    reads = SharedReads(broker, DeferredSemaphore(8))
+    blocker = reads.history("news", ids[0], 2, 0)
+    near, far = reads.history("news", ids[1], 2, 0), reads.history("news", ids[15], 2, 0)
+    broker.answer_reads()
+    broker.answer_reads()  # from ids[1], 2 events: 2 and 3; the far reader is beyond them
+    assert _data(blocker.result) == [b"1", b"2"] and _data(near.result) == [b"2", b"3"] and near.result.more
+    assert not far.called and len(broker.reads) == 1
+    broker.answer_reads()
+    assert _data(far.result) == [b"16", b"17"] and far.result.more
+
+
+def test_each_reader_learns_its_own_loss():
+    """History trimmed to 3 events: a reader from before the cut is told, one after it is not."""
+    broker, ids = _broker(events=10, history=3)
+    reads = SharedReads(broker, DeferredSemaphore(8))
+    reads.history("news", ids[0], 0, 0)
+    old, recent = reads.history("news", ids[1], 0, 0), reads.history("news", ids[7], 0, 0)
+    broker.answer_reads()
+    broker.answer_reads()
+    assert old.result.lost and _data(old.result) == [b"7", b"8", b"9"]
+    assert not recent.result.lost and _data(recent.result) == [b"8", b"9"]
+
+
+def test_a_failed_read_fails_every_reader_that_waited_for_it():
+    """Each reader gets the failure (its stream then says retry:); the channel can be read again after."""
+    broker, ids = _broker()
+    reads = SharedReads(broker, DeferredSemaphore(8))
+    waiting = [reads.history("news", ids[0], 5, 0) for _ in range(3)]
+    failures = []
+    for answer in waiting:
+        answer.addErrback(failures.append)
+    broker.reads[0][0].errback(RuntimeError("Redis timeout"))
+    broker.answer_reads()  # the two that waited behind it share the next read
+    assert len(failures) == 1 and all(answer.called for answer in waiting)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    afters=st.lists(st.integers(min_value=0, max_value=29), min_size=1, max_size=12),
+    count=st.integers(min_value=0, max_value=6),
+    history=st.integers(min_value=1, max_value=40),
+)
+def test_paging_through_shared_reads_gives_each_reader_what_it_would_read_alone(afters, count, history):
+    """Readers at any ids, all paging at once through shared reads, each end with exactly the events after
+    their id and the loss signal a read of their own gives."""
+    clock = Clock()
+    clock.advance(1000)
+    alone = MemoryBroker(clock, history=history)
+    slow = SlowHistoryBroker(clock)
+    slow._limit = history
+    ids = []
+    for n in range(30):
+        clock.advance(0.001)
+        ids.append(parse_id(alone.publish("c", b"%d" % n).result))
+        slow.publish("c", b"%d" % n)
+    reads = SharedReads(slow, DeferredSemaphore(8))
+    got = {n: [] for n in range(len(afters))}
+    lost = {}
+
+    def page(n, after, first):
+        def received(missed):
+            if first:
+                lost[n] = missed.lost
+            got[n].extend(missed.events)
+            if missed.more:
+                page(n, parse_id(missed.events[-1].id), False)
+
+        reads.history("c", after, count, 0).addCallback(received)
+
+    for n, after in enumerate(afters):
+        page(n, ids[after], True)
+    for _ in range(1000):
+        if not slow.reads:
+            break
+        slow.answer_reads()
+    for n, after in enumerate(afters):
+        expected = alone.history("c", ids[after]).result
+        assert ([e.data for e in got[n]], lost[n]) == (_data(expected), expected.lost), json.dumps(after)
