@@ -493,6 +493,65 @@ def publish_python(redis, seconds):
     return {"publishes_per_s": round(count / (time.monotonic() - started))}
 
 
+async def _resume(port, path, last_id, expected, start_at, results):
+    """One client: connect at `start_at`, resume after `last_id`, read until it has as many events as expected."""
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {last_id}\r\n\r\n".encode())
+    ids, buffer = [], b""
+    try:
+        while len(ids) < len(expected):
+            chunk = await asyncio.wait_for(reader.read(1 << 16), timeout=60)
+            if not chunk:
+                break
+            buffer += chunk
+            found = re.findall(rb"\nid: ([0-9]+-[0-9]+)\n", buffer)
+            ids = [i.decode() for i in found]
+    finally:
+        writer.close()
+    results.append((time.monotonic(), ids))
+
+
+def storm(binary, workdir, redis, clients, channels, behind=100, spread=1.0):
+    """`clients` resume at once (spread over `spread` s), `behind` events back on `channels` channels: time until
+    all caught up, history reads Redis ran, daemon peak RSS, clients that lost or doubled an event."""
+    import resource as _rlimit
+
+    soft, hard = _rlimit.getrlimit(_rlimit.RLIMIT_NOFILE)
+    _rlimit.setrlimit(_rlimit.RLIMIT_NOFILE, (hard, hard))
+    server = Server("twisted-sse", workdir, redis)
+    try:
+        names = [f"s{n}" for n in range(channels)]
+        publisher = Publisher(redis.url)
+        start = publisher.publish(names[0], "start")
+        expected = [publisher.publish(names[n % channels], payload(n, 100)) for n in range(behind)]
+        path = "/events?" + "&".join(f"channel={name}" for name in names)
+        stats = redis.client().info("commandstats")
+        scripts0 = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+        results: list = []
+        began = time.monotonic()
+
+        async def all_clients():
+            await asyncio.gather(*[
+                _resume(server.port, path, start, expected, began + spread * n / clients, results)
+                for n in range(clients)
+            ])  # fmt: skip
+
+        asyncio.run(all_clients())
+        took = max(done for done, _ in results) - began
+        stats = redis.client().info("commandstats")
+        scripts = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval")) - scripts0
+        wrong = sum(1 for _, ids in results if ids != expected)
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+        return {"clients": clients, "channels": channels, "behind": behind, "caught_up_seconds": round(took, 2),
+                "history_reads": scripts, "reads_per_client": round(scripts / clients, 3),
+                "clients_with_loss_or_duplicates": wrong, "daemon_peak_rss_mib": round(peak / 1024, 1)}  # fmt: skip
+    finally:
+        server.stop()
+        _rlimit.setrlimit(_rlimit.RLIMIT_NOFILE, (soft, hard))
+
+
 def median_of(runs):
     """Median of each numeric field over runs (other fields from the first run)."""
     out = dict(runs[0])
@@ -515,6 +574,7 @@ PLANS = {
         "transports": [(1000, 10)],
         "auth_seconds": 10,
         "lag": [(1000, 64)],
+        "storm": [(1000, 1), (5000, 1), (1000, 10), (5000, 10)],
         "fanout_seconds": 10,
         "churn_seconds": 10,
         "publish_seconds": 10,
@@ -527,6 +587,7 @@ PLANS = {
         "transports": [(20, 10)],
         "auth_seconds": 1,
         "lag": [(20, 8)],
+        "storm": [(20, 1), (20, 3)],
         "fanout_seconds": 2,
         "churn_seconds": 2,
         "publish_seconds": 2,
@@ -545,8 +606,9 @@ def _streams_by_rate(text: str) -> tuple[int, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*",
-                        default=["idle", "fanout", "transports", "lag", "auth", "churn", "publish", "baseline"],
-                        help="idle fanout transports lag auth churn publish baseline (default: all)")  # fmt: skip
+                        default=["idle", "fanout", "transports", "lag", "storm", "auth", "churn", "publish",
+                                 "baseline"],
+                        help="idle fanout transports lag storm auth churn publish baseline (default: all)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny numbers: check the benchmark works")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -596,6 +658,9 @@ def main(argv=None) -> int:
                 if args.metrics:
                     record("fanout", fanout, binary, "twisted-sse", workdir, redis, subs, rate, plan["fanout_seconds"],
                            100, ("--metrics",))  # fmt: skip
+        if "storm" in args.scenarios:
+            for clients, channels in plan["storm"]:
+                record("storm", storm, binary, workdir, redis, clients, channels)
         if "transports" in args.scenarios:
             for subs, rate in plan["transports"]:
                 for shape in ["h1-tcp", *H2LOAD_SHAPES]:
