@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -219,7 +220,13 @@ class HistoryPages:
         return Gap(after, lost, events)
 
 
-def _key(event: Event) -> EventKey:
-    key = parse_id(event.id)
+@lru_cache(maxsize=65536)
+def _parsed(event_id: str | None) -> EventKey:
+    key = parse_id(event_id)
     assert key is not None, "history events always have ids"
     return key
+
+
+def _key(event: Event) -> EventKey:
+    """A history event's id as a key; parsed once for all the streams that share a read (bounded cache)."""
+    return _parsed(event.id)

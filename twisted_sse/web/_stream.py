@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IPushProducer, IReactorTime
@@ -38,6 +39,9 @@ from twisted_sse.web._writer import ResponseWriter, cut
 __all__ = ["EventStream", "Resumes", "Streams"]
 
 _log = Logger()
+
+_encoded = lru_cache(maxsize=4096)(encode)
+"""A history event is encoded once for all the streams that share its read (bounded cache)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class EventStream:
     __slots__ = (
         "_request", "_shared", "_replay", "_writer", "channels", "_paused", "_pending", "_pending_bytes",
         "_closed", "_opened_at", "peer", "events_sent", "_client", "_pages", "_held_bytes", "_page_wanted",
-        "_resume_outcome",
+        "_resume_outcome", "_page",
         "__weakref__",
     )  # fmt: skip
 
@@ -117,6 +121,8 @@ class EventStream:
         self._page_wanted: Deferred[None] | None = None
         """Fires when the client has taken the last page and the next may be read."""
         self._resume_outcome = "complete"
+        self._page: list[bytes] | None = None
+        """While a history page is passed on: its events, written together once it is through."""
         self.events_sent = 0
 
     def open(self, retry_ms: int, after: EventKey | None = None, ends_at: float | None = None) -> None:
@@ -197,11 +203,18 @@ class EventStream:
             self._resume_outcome = "ahead"
         elif gap.lost:
             self._resume_outcome = "lost"
-        items = [(key, encode(event)) for key, event in gap.for_stream(self.channels)]
+        items = [(key, _encoded(event)) for key, event in gap.for_stream(self.channels)]
         counters = self._shared.hub.counters
         counters.deliveries += len(items)
         counters.sent_bytes += sum(len(data) for _, data in items)
-        self._replay.replay(items)
+        # The page goes out as one write, not one per event.
+        self._page, page = [], None
+        try:
+            self._replay.replay(items)
+        finally:
+            page, self._page = self._page, None
+        if page:
+            self._write(b"".join(page))
 
     def _page_taken(self) -> Deferred[None]:
         """Fires once the client has taken what was written (at once unless the transport paused
@@ -235,6 +248,12 @@ class EventStream:
 
     def _write_event(self, data: bytes) -> None:
         self.events_sent += 1
+        if self._page is not None:
+            self._page.append(data)
+        else:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         if self._paused:
             self._queue(data)
         else:
