@@ -14,7 +14,7 @@ def test_benchmark_smoke_run(tmp_path):
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"idle", "fanout", "transports", "lag", "auth", "churn", "publish_http",
+    assert set(results) == {"idle", "fanout", "transports", "lag", "storm", "auth", "churn", "publish_http",
                             "publish_python", "baseline_idle", "baseline_fanout", "baseline_churn"}  # fmt: skip
     assert results["lag"][0]["open"]["max_healthz_ms"] > 0 and results["lag"][0]["release"]["seconds"] >= 0
     auth = results["auth"][0]
