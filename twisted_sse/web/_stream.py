@@ -22,6 +22,7 @@ from twisted_sse.core import (
     Block,
     Broker,
     Budget,
+    Event,
     EventKey,
     Gap,
     HistoryPages,
@@ -40,8 +41,14 @@ __all__ = ["EventStream", "Resumes", "Streams"]
 
 _log = Logger()
 
-_encoded = lru_cache(maxsize=4096)(encode)
-"""A history event is encoded once for all the streams that share its read (bounded cache)."""
+_encode_once = lru_cache(maxsize=1024)(encode)
+_CACHED_UP_TO = 8 * 1024
+
+
+def _encoded(event: Event) -> bytes:
+    """A history event encoded once for all the streams that share its read; only events of up to 8 KiB are
+    kept (1,024 of them: at most 8 MiB), larger ones are encoded for each stream."""
+    return _encode_once(event) if len(event.data) <= _CACHED_UP_TO else encode(event)
 
 
 @dataclass(frozen=True)
