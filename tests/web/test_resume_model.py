@@ -18,15 +18,15 @@ class InProcess:
         clock = Clock()
         self.broker = SlowHistoryBroker(clock)
         self.harness = Harness(broker=self.broker, clock=clock, resume_page_events=3, resume_page_bytes=12,
-                               max_resumes=2, resume_window=0.002, coalesce=0.001)  # fmt: skip
+                               max_resumes=2, coalesce=0.001)  # fmt: skip
 
     def settle(self):
         """Answer reads until none is pending; each next page is read a reactor turn later."""
         quiet = 0
-        while quiet < 3:  # shared reads wait a window for others: a few windows without a read is settled
+        while quiet < 3:  # next pages come a reactor turn later, coalesced blocks after 1 ms: settle a few turns
             quiet = 0 if self.broker.reads else quiet + 1
             self.broker.answer_reads()
-            self.harness.clock.advance(0.002)
+            self.harness.clock.advance(0.001)
 
     def publish(self, channel, data):
         import json
