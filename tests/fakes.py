@@ -71,6 +71,12 @@ class SlowHistoryBroker(MemoryBroker):
         self.reads.append((d, channel, after, count, size))
         return d
 
+    def answer_one(self) -> None:
+        """Answer the oldest pending read only: the channels of one resume are then read at different times."""
+        if self.reads:
+            d, channel, after, count, size = self.reads.pop(0)
+            MemoryBroker.history(self, channel, after, count, size).chainDeferred(d)
+
     def answer_reads(self) -> None:
         """Answer every pending read with what the history holds now."""
         reads, self.reads = self.reads, []

@@ -85,6 +85,12 @@ def make_machine(driver_factory):
             return client
 
         @rule()
+        def answer_one(self):
+            """Let one pending history read finish (a driver that can): publishes then fall between the reads of
+            one resume's channels."""
+            getattr(self.driver, "answer_one", lambda: None)()
+
+        @rule()
         def settle(self):
             """Let pending work finish (a driver whose history reads are delayed answers them)."""
             getattr(self.driver, "settle", lambda: None)()

@@ -176,8 +176,8 @@ def test_reconnect_resubscribes_and_recovers_the_outage_before_live_messages(red
     redis.feed(resp(b"message", b"sse:#events:b", durable(b"5-0", b"live")), resp(b"message", b"sse:b", b"raw"))
     assert listener.delivered == [b"id: 2-0\ndata: before\n\n"]  # held while the history is read
     reads = [
-        redis.answer("read", [0, [entry(b"3-0", b"missed a")], b"", 0, b"1-0"]),
-        redis.answer("read", [0, [], b"", 0, b"1-0"]),
+        redis.answer("read", [0, [entry(b"3-0", b"missed a")], b"", 0, b"1-0", b"9-0"]),
+        redis.answer("read", [0, [], b"", 0, b"1-0", b"9-0"]),
     ]
     assert [(keys[0], args[1]) for _, keys, args, _ in reads] == [
         (b"sse:#history:a", b"2-0"),
@@ -191,8 +191,8 @@ def test_recovery_skips_what_arrived_live_and_signals_lost_history(redis):
     listener = RecordingListener()
     _reconnected(redis, listener)
     redis.feed(resp(b"message", b"sse:#events:a", durable(b"4-0", b"both")))
-    redis.answer("read", [1, [entry(b"4-0", b"both")], b"", 0, b"9-0"])
-    redis.answer("read", [0, [], b"", 0, b"1-0"])
+    redis.answer("read", [1, [entry(b"4-0", b"both")], b"", 0, b"9-0", b"9-0"])
+    redis.answer("read", [0, [], b"", 0, b"1-0", b"9-0"])
     after_outage = b"".join(listener.delivered[1:])
     assert after_outage.startswith(b'event: sse-lost\ndata: {"channels": ["a"]')
     assert after_outage.endswith(b"\n\nid: 4-0\ndata: both\n\n") and after_outage.count(b"4-0") == 1

@@ -28,6 +28,9 @@ class InProcess:
             self.broker.answer_reads()
             self.harness.clock.advance(0.001)
 
+    def answer_one(self):
+        self.broker.answer_one()
+
     def publish(self, channel, data):
         import json
 

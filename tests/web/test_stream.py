@@ -203,3 +203,21 @@ def test_a_client_that_does_not_take_its_pages_holds_no_resume_slot():
     assert [channel for _, channel, *_ in broker.reads] == ["b"]
     _settle(harness, broker)
     assert _data(other) == ["b1"] and _data(stalled) == []
+
+
+def test_channels_read_at_different_times_lose_nothing_published_between_their_reads():
+    """A resume of a and b: a's history is read, then an event is published on a and one on b, then b's history
+    is read (it has the b event). The a event, missing from a's read, must not be skipped when it comes live."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock)
+    ids = _publish(harness, "a", b"a1")
+    ids += _publish(harness, "b", b"b1")
+    client = harness.stream("/events?channel=a&channel=b", {"Last-Event-ID": ids[0]})
+    assert [channel for _, channel, *_ in broker.reads] == ["a", "b"]
+    broker.answer_one()  # a's history: nothing after a1
+    _publish(harness, "a", b"a2")  # live, held while the resume goes on
+    _publish(harness, "b", b"b2")
+    broker.answer_one()  # b's history: b1 and b2
+    _settle(harness, broker)
+    assert _data(client) == ["b1", "a2", "b2"]

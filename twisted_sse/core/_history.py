@@ -80,6 +80,8 @@ class Missed:
     held_from: EventKey | None = None
     """Events after an id older than this are (partly) gone: `lost` for any id before it (shared reads
     work out each reader's loss from it)."""
+    as_of: EventKey | None = None
+    """The last id issued when this was read: the result holds nothing published after it."""
 
 
 def page_of(events: Iterable[Event], count: int, size: int) -> tuple[list[Event], bool]:
@@ -117,10 +119,12 @@ class ChannelHistory:
             while self._events and self._events[0][0][0] < oldest_kept:
                 self.cut = self._events.popleft()[0]
 
-    def after(self, key: EventKey, origin: EventKey, now_ms: int, count: int = 0, size: int = 0) -> Missed:
+    def after(
+        self, key: EventKey, origin: EventKey, now_ms: int, count: int = 0, size: int = 0, last: EventKey | None = None
+    ) -> Missed:
         """The events after `key` (a page of at most `count` events and `size` bytes; 0: no bound),
         and whether any event after it is no longer held."""
         self.trim(now_ms)
         held_from = max(origin, self.cut) if self.cut is not None else origin
         events, more = page_of((event for event_key, event in self._events if event_key > key), count, size)
-        return Missed(key < held_from, events, more=more, held_from=held_from)
+        return Missed(key < held_from, events, more=more, held_from=held_from, as_of=last)

@@ -68,8 +68,8 @@ class MemoryBroker:
             return succeed(Missed(True, [], self._ids.last))
         history = self._histories.get(channel)
         if history is None:
-            return succeed(Missed(after < self._ids.origin, [], held_from=self._ids.origin))
-        return succeed(history.after(after, self._ids.origin, self._now_ms(), count, size))
+            return succeed(Missed(after < self._ids.origin, [], held_from=self._ids.origin, as_of=self._ids.last))
+        return succeed(history.after(after, self._ids.origin, self._now_ms(), count, size, self._ids.last))
 
     def is_connected(self) -> bool:
         return True

@@ -201,22 +201,32 @@ class HistoryPages:
         if ahead is not None and first:
             self._reading = []
             return Gap(after, lost, [], ahead)
-        bound = min((_key(missed.events[-1]) for missed in results if missed.more and missed.events), default=None)
+        # The channels were read one after another, each up to where the ids stood then
+        # (`as_of`). Nothing past the earliest of those goes out from history: a later event
+        # of a channel read earlier is not in its result, and sending the other channels'
+        # later events first would make the replay skip it when it comes live (it is held,
+        # as every event published after the stream subscribed is): those come live, in order.
+        snapshot = min((missed.as_of for missed in results if missed.as_of is not None), default=None)
+        paged = min((_key(missed.events[-1]) for missed in results if missed.more and missed.events), default=None)
+        bound = paged if snapshot is None or (paged is not None and paged < snapshot) else snapshot
         events: list[tuple[EventKey | None, str, Event]] = []
         self._reading = []
         for channel, missed in zip(reading, results, strict=True):
             for event in missed.events:
                 key = _key(event)
                 if bound is not None and key > bound:
-                    self._reading.append(channel)  # read again after the new cursor
+                    if bound is paged:
+                        self._reading.append(channel)  # read again after the new cursor
                     break
                 events.append((key, channel, event))
             else:
-                if missed.more:
+                if missed.more and bound is paged:
                     self._reading.append(channel)
         events.sort(key=lambda item: item[0] or (0, 0))
-        if bound is not None:
+        if bound is paged and bound is not None:
             self._cursor = bound
+        else:
+            self._reading = []  # what is past the snapshot comes live
         return Gap(after, lost, events)
 
 

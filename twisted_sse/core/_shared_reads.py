@@ -95,4 +95,4 @@ def _for(ask: _Ask, missed: Missed) -> Missed | None:
     events = [event for event, key in zip(missed.events, keys, strict=True) if key is not None and key > ask.after]
     page, cut_short = page_of(events, ask.count, ask.size)
     lost = ask.after < missed.held_from if missed.held_from is not None else missed.lost
-    return Missed(lost, page, None, cut_short or missed.more, missed.held_from)
+    return Missed(lost, page, None, cut_short or missed.more, missed.held_from, missed.as_of)

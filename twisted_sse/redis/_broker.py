@@ -78,15 +78,16 @@ class RedisUnavailable(Exception):
 
 def _missed(reply: list[Any]) -> Missed:
     """READ_SCRIPT's answer: {lost, [[id, [field, value, ...]], ...], last id if the one asked is ahead, else '',
-    more, the id before which events are gone}."""
-    lost, entries, ahead, more, held_from = reply
+    more, the id before which events are gone, the last id issued}."""
+    lost, entries, ahead, more, held_from, as_of = reply
     events = []
     for event_id, fields in entries:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
         event = values.get(b"e")
         events.append(Event(values.get(b"d", b""), event.decode("utf-8") if event else None, event_id.decode("ascii")))
     return Missed(bool(lost), events, parse_id(ahead.decode("ascii")) if ahead else None, bool(more),
-                  parse_id(held_from.decode("ascii")) if held_from else None)  # fmt: skip
+                  parse_id(held_from.decode("ascii")) if held_from else None,
+                  parse_id(as_of.decode("ascii")) if as_of else None)  # fmt: skip
 
 
 class RedisBroker(Service):

@@ -21,7 +21,7 @@ Any language can publish the same way:
 and gets the id back. READ_SCRIPT returns {lost (0/1), a page of the entries after an id
 (at most COUNT entries and, past the first, SIZE bytes of data), the last id issued when
 the id asked after is beyond it (else ""), more (0/1: the page stopped at its bound), the
-id before which events are gone (else "")}.
+id before which events are gone (else ""), the last id issued (what the read is as of)}.
 POSITION_SCRIPT returns the id everything published from now on will follow (the last
 id issued, or the origin): where a subscriber starts counting what it has seen.
 """
@@ -138,7 +138,7 @@ trim(channel, limit, ttl_ms, now)
 local last = redis.call('GET', KEYS[2]) or first
 if less(last, after) then
   -- ahead of every id this Redis issued (a forged or far-future id): say where it really is
-  return {1, {}, last, 0, ''}
+  return {1, {}, last, 0, '', last}
 end
 -- events after an id older than held_from (the origin, or the cut when it is newer) are gone
 local cut = redis.call('HGET', KEYS[3], channel)
@@ -163,7 +163,7 @@ for _, entry in ipairs(entries) do
   page[#page + 1] = entry
   total = total + #data
 end
-return {lost, page, '', more, held_from}
+return {lost, page, '', more, held_from, last}
 """
 )
 
