@@ -120,6 +120,7 @@ class Harness:
     def __init__(self, broker: Broker | None = None, clock: Clock | None = None, **settings: object) -> None:
         settings.setdefault("publish_token", "secret")
         settings.setdefault("coalesce", 0.0)  # deliver at once; coalescing has tests of its own
+        settings.setdefault("resume_window", 0.0)  # read history at once; shared reads have tests of their own
         self.clock = clock if clock is not None else Clock()
         self.service = SSEService(Settings(listen=(), **settings), reactor=self.clock, broker=broker)
         self.service.startService()

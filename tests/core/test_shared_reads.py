@@ -136,3 +136,19 @@ def test_paging_through_shared_reads_gives_each_reader_what_it_would_read_alone(
     for n, after in enumerate(afters):
         expected = alone.history("c", ids[after]).result
         assert ([e.data for e in got[n]], lost[n]) == (_data(expected), expected.lost), json.dumps(after)
+
+
+def test_with_a_window_resumes_that_trickle_in_share_one_read():
+    """A read waits `window` seconds for others: resumes a millisecond apart cost one read, not one each."""
+    broker, ids = _broker()
+    clock = broker._clock
+    reads = SharedReads(broker, DeferredSemaphore(8), clock, window=0.005)
+    asked = []
+    for n in range(4):
+        asked.append(reads.history("news", ids[n], 100, 0))
+        clock.advance(0.001)
+    assert broker.reads == []  # the window is still open
+    clock.advance(0.002)
+    assert len(broker.reads) == 1 and reads.reads == 1
+    broker.answer_reads()
+    assert [len(answer.result.events) for answer in asked] == [9, 8, 7, 6]

@@ -84,6 +84,8 @@ class Settings:
     """History reads (a page each) at once in this process; resuming streams wait their turn for each page."""
     resume_page_events: int = 256
     """Events a resuming stream reads per page, across its channels (the next page once it took this one)."""
+    resume_window: float = 0.005
+    """Seconds a channel's history read waits for other resumes of the channel to share it (reconnect storms)."""
     resume_page_bytes: int = 256 * 1024
     """Bytes of event data a resuming stream reads per page (at least one event of each channel it reads)."""
     max_stream_age: float = 3600.0

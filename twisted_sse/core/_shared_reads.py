@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from twisted_sse.core._history import EventKey, Missed, page_of, parse_id
@@ -36,9 +37,16 @@ class _Ask:
 class SharedReads:
     """A `history` in front of the broker's that shares reads of the same channel (single flight)."""
 
-    def __init__(self, broker: History, slots: DeferredSemaphore) -> None:
+    def __init__(
+        self, broker: History, slots: DeferredSemaphore, clock: IReactorTime | None = None, window: float = 0.0
+    ) -> None:
+        """`window` > 0 (seconds, needs `clock`): a read waits that long for others to join it, so that even
+        resumes that trickle in (a client every millisecond) share reads: at most one per window per channel."""
         self._broker = broker
         self._slots = slots
+        self._clock = clock
+        self._window = window if clock is not None else 0.0
+        self._scheduled: set[str] = set()
         self._waiting: dict[str, list[_Ask]] = {}
         self._reading: set[str] = set()
         self.reads = 0
@@ -47,9 +55,20 @@ class SharedReads:
     def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         ask = _Ask(after, count, size)
         self._waiting.setdefault(channel, []).append(ask)
-        if channel not in self._reading:
+        if channel in self._reading or channel in self._scheduled:
+            return ask.answer  # a read is coming: this ask goes with the next one
+        if self._window:
+            assert self._clock is not None
+            self._scheduled.add(channel)
+            self._clock.callLater(self._window, self._read_now, channel)
+        else:
             self._read(channel)
         return ask.answer
+
+    def _read_now(self, channel: str) -> None:
+        self._scheduled.discard(channel)
+        if channel not in self._reading:
+            self._read(channel)
 
     def _read(self, channel: str) -> None:
         asks = self._waiting.pop(channel, [])

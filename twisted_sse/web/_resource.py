@@ -449,7 +449,10 @@ class SSEResource(_Page):
             access=access or AccessPolicy(None),
             lifetimes=lifetimes,
             resumes=Resumes(
-                DeferredSemaphore(settings.max_resumes), settings.resume_page_events, settings.resume_page_bytes
+                DeferredSemaphore(settings.max_resumes),
+                settings.resume_page_events,
+                settings.resume_page_bytes,
+                settings.resume_window,
             ),
         )
         super().__init__(surface)

@@ -61,6 +61,8 @@ class Resumes:
     """Events read per page, across the stream's channels."""
     page_bytes: int = 256 * 1024
     """Bytes of event data read per page (a page holds at least one event of each channel read)."""
+    window: float = 0.0
+    """Seconds a channel's history read waits for other resumes to share it."""
 
 
 @dataclass
@@ -84,7 +86,7 @@ class Streams:
     read that goes to the broker)."""
 
     def __post_init__(self) -> None:
-        self.reads = SharedReads(self.broker, self.resumes.slots)
+        self.reads = SharedReads(self.broker, self.resumes.slots, self.clock, self.resumes.window)
         self.opened = Budget(_log, "stream openings", self.clock)
         self.closed = Budget(_log, "stream closings", self.clock)
 
