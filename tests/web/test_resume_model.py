@@ -12,13 +12,14 @@ class InProcess:
     """History reads answer only when the machine settles or checks, so live events race them.
 
     Pages are tiny (3 events, or 12 bytes of data) so that a resume takes several of them,
-    and only 2 streams read at once: the others wait their turn, holding live events."""
+    only 2 reads run at once (the others wait their turn, holding live events), reads wait
+    1 ms for others to share them, and the machine can answer one read at a time."""
 
     def __init__(self):
         clock = Clock()
         self.broker = SlowHistoryBroker(clock)
         self.harness = Harness(broker=self.broker, clock=clock, resume_page_events=3, resume_page_bytes=12,
-                               max_resumes=2, coalesce=0.001)  # fmt: skip
+                               max_resumes=2, coalesce=0.001, resume_window=0.001)  # fmt: skip
 
     def settle(self):
         """Answer reads until none is pending; each next page is read a reactor turn later."""
