@@ -176,3 +176,21 @@ def test_a_burst_of_new_connections_is_read_a_reactor_turn_at_a_time():
     _one_turn(clock)
     assert waiting.response().status == 200 and waiting.transport.producerState == "producing"
     assert leaving.transport.value() == b""
+
+
+def test_a_connection_waiting_for_its_turn_when_the_drain_begins_is_answered_not_cut():
+    """Its request was read but paced to a coming turn: the drain lets it be answered (Connection: close)."""
+    from tests.core.test_pacer import _one_turn
+    from tests.http_harness import Client
+
+    harness = Harness()
+    pacer, clock = harness.site.pacer, harness.clock
+    assert pacer.admit()
+    clock.rightNow += 0.05
+    waiting = Client(harness.site)
+    waiting.send("GET", "/healthz")
+    harness.site.close_connections(5)
+    assert not waiting.transport.disconnecting
+    _one_turn(clock)
+    response = waiting.response()
+    assert response.status == 200 and response.headers["connection"] == "close" and waiting.transport.disconnecting

@@ -148,8 +148,9 @@ class HTTPConnection(Protocol):
 
     @property
     def untouched(self) -> bool:
-        """True while nothing has been read from this connection (its first request is on its way)."""
-        return self.channel is None and self._held is None
+        """True while no request has been read from this connection: its first one is on its way, or waits
+        for its turn (the pacer)."""
+        return self.channel is None
 
     @property
     def pending(self) -> bool:
