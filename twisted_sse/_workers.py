@@ -112,6 +112,8 @@ class Workers(MultiService):
         self._drain_timeout = drain_timeout
         self._ports: list[IListeningPort] = []
         self._workers: dict[int, _Worker] = {}
+        self._retiring: set[_Worker] = set()
+        """Workers a rolling restart has asked to stop: a shutdown still waits for them."""
         self._failures: dict[int, int] = {}
         self._stopping = False
         self._rolling: Deferred[None] | None = None
@@ -140,7 +142,7 @@ class Workers(MultiService):
         """SIGTERM to every worker (each drains its streams), then wait for them; SIGKILL stragglers."""
         admin_stopped = super().stopService()
         self._stopping = True
-        workers = list(self._workers.values())
+        workers = [*self._workers.values(), *self._retiring]
         for worker in workers:
             worker.signal("TERM")
 
@@ -217,6 +219,8 @@ class Workers(MultiService):
                 return replacement[0].ready
 
             self._workers.pop(index)  # its end is expected: not a crash to restart
+            self._retiring.add(old)
+            old.ended.addBoth(lambda _: self._retiring.discard(old))
             old.ended.addCallback(old_gone).addBoth(lambda _: next_one(index + 1))
             old.signal("TERM")
 
