@@ -46,3 +46,38 @@ def test_description_hides_the_password():
     """Logs show the address without its password."""
     text = parse_redis_url("redis://u:topsecret@h:1/2").describe()
     assert "topsecret" not in text and text == "redis://u@h:1/2"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis+sentinel://s1:26379,s2:26380/mymaster/2",
+         RedisAddress(sentinels=(("s1", 26379), ("s2", 26380)), service="mymaster", db=2)),
+        ("redis+sentinel://:pw@s1/mymaster",
+         RedisAddress(sentinels=(("s1", 26379),), service="mymaster", password="pw")),
+        ("redis+sentinel://app:p%40ss@[::1]:26379,10.0.0.2/cache",
+         RedisAddress(sentinels=(("::1", 26379), ("10.0.0.2", 26379)), service="cache", username="app",
+                      password="p@ss")),
+    ],
+)  # fmt: skip
+def test_sentinel_urls_name_the_sentinels_the_service_and_the_masters_login(url, expected):
+    """Several sentinels, default port 26379, IPv6 in brackets; the password is the master's."""
+    assert parse_redis_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("redis+sentinel:///mymaster", "at least one sentinel"), ("redis+sentinel://s1:26379", "service name"),
+     ("redis+sentinel://s1:x/m", "not a number"), ("redis+sentinel://s1:0/m", "no such port"),
+     ("redis+sentinel://s1/m/x", "not a number")],
+)  # fmt: skip
+def test_bad_sentinel_urls_say_why(url, reason):
+    """A plain reason for each mistake."""
+    with pytest.raises(ValueError, match=reason):
+        parse_redis_url(url)
+
+
+def test_a_sentinel_address_is_described_without_its_password():
+    """Logs name the sentinels and the service, never the password."""
+    address = parse_redis_url("redis+sentinel://app:secret@s1:26379,[::1]:26380/mymaster/1")
+    assert address.describe() == "redis+sentinel://app@s1:26379,[::1]:26380/mymaster/1"

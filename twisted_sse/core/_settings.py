@@ -9,7 +9,8 @@ __all__ = ["Settings", "RedisAddress"]
 
 @dataclass(frozen=True)
 class RedisAddress:
-    """Where Redis is and how to log in: exactly one of `host` and `unix_path` is set."""
+    """Where Redis is and how to log in: exactly one of `host`, `unix_path` and `sentinels` is set (with
+    `sentinels`, `service` names the master they watch; the password is the master's)."""
 
     host: str | None = None
     port: int = 6379
@@ -18,10 +19,16 @@ class RedisAddress:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
+    sentinel_password: str | None = None
 
     def describe(self) -> str:
         """The address without its password, for logs."""
         user = f"{self.username}@" if self.username else ""
+        if self.sentinels:
+            hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.sentinels)
+            return f"redis+sentinel://{user}{hosts}/{self.service}/{self.db}"
         if self.unix_path is not None:
             return f"unix://{user}{self.unix_path}?db={self.db}"
         scheme = "rediss" if self.tls else "redis"
