@@ -63,6 +63,13 @@ def _client_for(url: str) -> Any:
     except ImportError:
         raise ImportError("twisted_sse.publish needs redis-py: pip install 'twisted-sse[redis-py]'") from None
     address = parse_redis_url(url)
+    if address.sentinels:
+        from redis.sentinel import Sentinel
+
+        sentinel_login = {"password": address.sentinel_password} if address.sentinel_password else {}
+        sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_login, socket_timeout=5)
+        return sentinel.master_for(address.service, db=address.db, username=address.username,
+                                   password=address.password, socket_timeout=5)  # fmt: skip
     common: dict[str, Any] = {
         "db": address.db,
         "username": address.username,

@@ -155,6 +155,7 @@ class Options(usage.Options):
             "An internal endpoint (tcp:9100:interface=127.0.0.1) for /metrics and /healthz with its counts; "
             "the public /healthz then shows none.",
         ],
+        ["sentinel-password", None, None, "With a redis+sentinel:// URL: the password the sentinels ask for."],
         [
             "redis",
             None,
@@ -308,6 +309,10 @@ class Options(usage.Options):
             redis = parse_redis_url(redis_url) if redis_url is not None else None
         except ValueError as error:
             raise usage.UsageError(f"--redis: {error}") from None
+        if self["sentinel-password"] is not None:
+            if redis is None or not redis.sentinels:
+                raise usage.UsageError("--sentinel-password needs a redis+sentinel:// URL")
+            redis = replace(redis, sentinel_password=self["sentinel-password"])
         self.settings = Settings(
             redis=redis,
             listen=listen,

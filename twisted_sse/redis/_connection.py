@@ -53,7 +53,11 @@ MAX_DELAY = 5.0
 
 
 def redis_endpoint(reactor: Any, address: RedisAddress) -> IStreamClientEndpoint:
-    """The client endpoint for `address`: the one place a Sentinel variant would replace."""
+    """The client endpoint for `address` (through the sentinels, for a redis+sentinel:// one)."""
+    if address.sentinels:
+        from twisted_sse.redis._sentinel import SentinelEndpoint
+
+        return SentinelEndpoint(reactor, address)
     if address.unix_path is not None:
         return endpoints.UNIXClientEndpoint(reactor, address.unix_path, timeout=5)
     assert address.host is not None
