@@ -78,7 +78,7 @@ class Cluster:
 
 def test_streams_stay_open_through_a_failover_and_publishing_goes_on_through_the_new_master(tmp_path):
     """SIGKILL the master: the sentinels promote a replica, the daemon follows them (its stream is not cut), and
-    events published through it after the failover reach the stream."""
+    events published after the failover, through the daemon or the Python Publisher, reach the stream."""
     cluster = Cluster(tmp_path)
     daemon = Daemon(tmp_path, "--publish-token", "s3cret", "--redis-timeout", "2", redis_url=cluster.url)
     try:
@@ -98,6 +98,10 @@ def test_streams_stay_open_through_a_failover_and_publishing_goes_on_through_the
         event_id = wait_until(published_after, timeout=30, interval=0.5)
         events = stream.read(2)  # the same connection: the stream was not cut
         assert events[1].data == "after the failover" and events[1].last_event_id == event_id
+        from twisted_sse.publish import Publisher
+
+        by_python = Publisher(cluster.url).publish("news", "from the Publisher")  # finds the new master too
+        assert stream.read(3)[2].last_event_id == by_python
         stream.close()
     finally:
         daemon.stop()
