@@ -70,10 +70,10 @@ class SSEService(MultiService):
             settings.access_log,
             settings.body_timeout,
             self.resource.screen,
+            self.counters,
         )
         self.site.max_pending = settings.max_pending
         self.site.streams_open = lambda: self.hub.streams_open
-        self.site.counters = self.counters
         self._listening = MultiService()
         for description in settings.listen:
             strports.service(description, self.site, reactor=reactor).setServiceParent(self._listening)
