@@ -78,10 +78,10 @@ class SSEService(MultiService):
             settings.access_log,
             settings.body_timeout,
             self.resource.screen,
+            self.counters,
         )
         self.site.max_pending = settings.max_pending
         self.site.streams_open = lambda: self.hub.streams_open
-        self.site.counters = self.counters
         self._listening = MultiService()
         for n, description in enumerate(settings.listen):
             listener: Service

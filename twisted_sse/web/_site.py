@@ -177,8 +177,10 @@ class SSESite(Site):
         access_log: bool = False,
         body_timeout: float = 10.0,
         screen: Screen | None = None,
+        counters: Counters | None = None,
     ) -> None:
-        """`screen` refuses requests on their headers alone (a publish without a valid token, say)."""
+        """`screen` refuses requests on their headers alone (a publish without a valid token, say);
+        `counters`: where the process counts (the service gives the site the one its hub has)."""
         # Publishing reads the raw body: no form parsing (Twisted's raises on some Content-Type bytes, e.g. 0x85).
         super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self._access_log = access_log
@@ -192,7 +194,7 @@ class SSESite(Site):
         self.max_pending = 0
         """Connections that are not streams (yet) held at once; past it the oldest is cut. 0: no bound."""
         self.streams_open: Callable[[], int] = lambda: 0
-        self.counters = Counters()
+        self.counters = counters if counters is not None else Counters()
         self.draining = False
         """Shutting down: requests still read are answered with `Connection: close`."""
         self.pacer = Pacer(reactor)
