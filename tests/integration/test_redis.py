@@ -173,3 +173,43 @@ def test_a_forged_envelope_by_raw_publish_changes_nothing_for_durable_events(dae
     assert [e.data for e in stream.read(3)][2] == "later"
     stream.close()
     late.close()
+
+
+def test_a_redis_that_came_back_older_is_settled_no_silent_gap_no_reused_id(tmp_path):
+    """Redis restarts from a snapshot taken before the last two events (what a promoted replica
+    that lagged looks like): the open stream goes on without a false loss signal, resuming from
+    before the lost events gets sse-lost, the last id is raised to the newest id the daemon
+    received, and resuming from that newest id is clean."""
+    redis = RedisServer(tmp_path)
+    process = Daemon(tmp_path, "--publish-token", "s3cret", redis_url=redis.url)
+    try:
+        stream = LiveStream(process.port, "/events/news", timeout=30)
+        wait_until(lambda: _subscribed(redis, "news"), timeout=5)
+
+        def publish(n):
+            return json.loads(get(process.port, "/events/news", "POST", b"e%d" % n, TOKEN)[2])["id"]
+
+        ids = [publish(0), publish(1)]
+        redis.client().save()  # e0, e1; e2 and e3 never reach the snapshot
+        snapshot_has = ids[1]
+        ids += [publish(2), publish(3)]
+        assert [e.data for e in stream.read(4)] == ["e0", "e1", "e2", "e3"]
+        redis.kill()
+        client = redis.client()
+        redis.start()
+        wait_until(lambda: _subscribed(redis, "news"), timeout=20)
+        wait_until(lambda: client.get("sse:#last-id").decode() == ids[3], timeout=10)
+        assert client.hget("sse:#cuts", "news").decode() == ids[3]
+        after = json.loads(get(process.port, "/events/news", "POST", b"after", TOKEN)[2])["id"]
+        assert [(e.type, e.data) for e in stream.read(5)][4] == ("message", "after")  # no sse-lost before it
+        behind = LiveStream(process.port, "/events/news", {"Last-Event-ID": snapshot_has})
+        lost, resumed = behind.read(2)
+        assert lost.type == "sse-lost" and (resumed.data, resumed.last_event_id) == ("after", after)
+        current = LiveStream(process.port, "/events/news", {"Last-Event-ID": ids[3]})
+        assert [(e.type, e.data) for e in current.read(1)] == [("message", "after")]
+        assert "recorded cuts there" in process.log()
+        for open_stream in (stream, behind, current):
+            open_stream.close()
+    finally:
+        process.stop()
+        redis.stop()

@@ -8,7 +8,7 @@ from twisted.internet.testing import StringTransport
 from tests.fakes import RecordingListener
 from twisted_sse.core._hub import Hub
 from twisted_sse.core._settings import RedisAddress
-from twisted_sse.redis._broker import _POSITION, _PUBLISH, _READ, RedisBroker, RedisUnavailable
+from twisted_sse.redis._broker import _POSITION, _PUBLISH, _READ, _SETTLE, RedisBroker, RedisUnavailable
 
 
 def resp(*items):
@@ -42,7 +42,7 @@ class Connected:
         self.feed(resp(b"pong", b""))
 
     def _script(self, script, keys, args):
-        names = {_PUBLISH: "publish", _READ: "read", _POSITION: "position"}
+        names = {_PUBLISH: "publish", _READ: "read", _POSITION: "position", _SETTLE: "settle"}
         d = Deferred()
         self.scripts.append((names[script], keys, args, d))
         return d
@@ -155,18 +155,74 @@ def entry(event_id, data):
     return [event_id, [b"d", data]]
 
 
-def _reconnected(redis, listener):
+def _reconnected(redis, listener, settled=0):
+    """Listen to a and b, receive 2-0 on a, lose the connection and make it again; `settled`
+    answers the settle call (None: leave it pending)."""
     redis.hub.add(listener, ["a", "b"])
     redis.feed(confirmed(b"a"), confirmed(b"b"))
     redis.feed(resp(b"message", b"sse:#events:a", durable(b"2-0", b"before")))
+    _reconnect(redis)
+    if settled is not None:
+        redis.answer("settle", settled)
+
+
+def _reconnect(redis, names=(b"a", b"b")):
+    """Lose the subscriber connection, make it again, and confirm `names` subscribed again (in name order)."""
     redis.protocol.connectionLost(None)
     assert not redis.broker.is_connected()
     redis.connect()
-    assert redis.sent() == resp(b"PING") + resp(b"SUBSCRIBE", b"sse:a", b"sse:#events:a") + resp(
-        b"SUBSCRIBE", b"sse:b", b"sse:#events:b"
-    )
-    redis.feed(resp(b"pong", b""), confirmed(b"a"), confirmed(b"b"))
+    subscribes = [resp(b"SUBSCRIBE", b"sse:" + name, b"sse:#events:" + name) for name in names]
+    assert redis.sent() == resp(b"PING") + b"".join(subscribes)
+    redis.feed(resp(b"pong", b""), *(confirmed(name) for name in names))
     assert redis.broker.is_connected()
+
+
+def test_after_a_reconnect_redis_is_settled_before_anything_is_read():
+    """The new Redis may be a promoted replica lacking the newest events: before the recovery
+    read, the settle script gets the highest id received or issued, and each subscribed
+    channel's newest id received (a channel nothing durable arrived on has nothing to check)."""
+    redis = Connected()
+    listener, leaving = RecordingListener(), RecordingListener()
+    redis.hub.add(listener, ["a", "b"])
+    redis.hub.add(leaving, ["gone"])
+    redis.feed(confirmed(b"a"), confirmed(b"b"), confirmed(b"gone"))
+    redis.broker.publish("elsewhere", b"x")
+    redis.answer("publish", b"7-0")
+    redis.feed(resp(b"message", b"sse:#events:a", durable(b"2-0", b"x")),
+               resp(b"message", b"sse:#events:gone", durable(b"3-0", b"y")),
+               resp(b"message", b"sse:b", b"raw, no id"))  # fmt: skip
+    redis.hub.remove(leaving)
+    _reconnect(redis)
+    assert [name for name, *_ in redis.scripts] == ["settle"]  # no read before Redis is settled
+    _, keys, args, _ = redis.answer("settle", 1)
+    assert keys == [b"sse:#last-id", b"sse:#cuts", b"sse:#origin", b"sse:#history:a"]
+    assert args == [b"7-0", b"a", b"2-0"]  # the issued 7-0 is the highest; "gone" was unsubscribed
+    assert [name for name, *_ in redis.scripts] == ["read", "read"]
+
+
+def test_a_failed_settle_still_recovers_what_was_missed(redis):
+    """Settling protects resumers elsewhere; this process's streams still get their outage read."""
+    listener = RecordingListener()
+    _reconnected(redis, listener, settled=RuntimeError("timeout"))
+    redis.answer("read", [0, [entry(b"3-0", b"missed a")], b"", 0, b"1-0", b"9-0"])
+    redis.answer("read", [0, [], b"", 0, b"1-0", b"9-0"])
+    assert listener.delivered[1:] == [b"id: 3-0\ndata: missed a\n\n"]
+
+
+def test_settling_many_channels_goes_in_batches(redis):
+    """Every subscribed channel is checked, SETTLE_BATCH per script call."""
+    from twisted_sse.redis._broker import SETTLE_BATCH
+
+    names = [f"c{i}" for i in range(SETTLE_BATCH + 1)]
+    redis.hub.add(RecordingListener(), names)
+    redis.feed(*(confirmed(name.encode()) for name in names))
+    redis.feed(*(resp(b"message", b"sse:#events:" + name.encode(), durable(b"%d-0" % (i + 2), b"x"))
+                 for i, name in enumerate(names)))  # fmt: skip
+    _reconnect(redis, sorted(name.encode() for name in names))
+    calls = [(keys, args) for name, keys, args, _ in redis.scripts if name == "settle"]
+    assert [len(keys) - 3 for keys, _ in calls] == [SETTLE_BATCH, 1]
+    assert all(args[0] == b"%d-0" % (SETTLE_BATCH + 2) for _, args in calls)
+    assert sum(len(args) - 1 for _, args in calls) == 2 * len(names)
 
 
 def test_reconnect_resubscribes_and_recovers_the_outage_before_live_messages(redis):

@@ -11,6 +11,12 @@ missed through the resume mechanism (`twisted_sse.core._replay`): live messages 
 the history after the last id this process received is read and handed on first, each
 id once. When Redis lost that history, each channel's listeners get the loss signal.
 
+Before that read, the broker settles the new Redis (SETTLE_SCRIPT): it may be a replica the
+sentinels promoted, or a restart from an older snapshot, lacking the newest events that
+this process received from the Redis before it. The last id is raised to the highest id
+this process received or issued, and a cut is recorded at each channel's newest event that
+is missing, so that resuming from before it signals the loss instead of a silent gap.
+
 A connection that stops answering (a hung or paused Redis, a dead peer) is found by
 PINGs: when nothing was heard for `timeout` seconds it is cut and made again.
 """
@@ -53,10 +59,12 @@ from twisted_sse.redis._scripts import (
     POSITION_SCRIPT,
     PUBLISH_SCRIPT,
     READ_SCRIPT,
+    SETTLE_SCRIPT,
     durable_channel,
     history_bounds,
     keys,
     publish_args,
+    settle_keys,
 )
 
 __all__ = ["RedisBroker", "RedisUnavailable"]
@@ -70,6 +78,10 @@ RECOVERY_PAGE_BYTES = 4 * 1024 * 1024
 _PUBLISH = Script.of(PUBLISH_SCRIPT)
 _READ = Script.of(READ_SCRIPT)
 _POSITION = Script.of(POSITION_SCRIPT)
+_SETTLE = Script.of(SETTLE_SCRIPT)
+
+SETTLE_BATCH = 500
+"""Channels settled per script call after a reconnection."""
 
 
 class RedisUnavailable(Exception):
@@ -121,6 +133,10 @@ class RedisBroker(Service):
         self._answering = False
         self._last_heard = 0.0
         self._replay: Replay[tuple[str, Event]] = Replay(self._hand_on)
+        self._newest: dict[str, EventKey] = {}
+        """Per subscribed channel, the newest durable id received: what settling checks the new Redis holds."""
+        self._issued: EventKey | None = None
+        """The highest id this process's publishes were given."""
         self._arrived: list[tuple[str, Event]] = []
         self._subscriber_factory = subscriber_factory(address, self)
         self._commands = command_factory(address, timeout)
@@ -167,6 +183,7 @@ class RedisBroker(Service):
 
     def unsubscribe(self, channel: str) -> None:
         self._wanted.discard(channel)
+        self._newest.pop(channel, None)
         if self._subscriber is not None:
             self._subscriber.send(b"UNSUBSCRIBE", *self._pubsub_names(channel))
 
@@ -175,7 +192,14 @@ class RedisBroker(Service):
             return fail(RedisUnavailable("Redis is not connected"))
         args = publish_args(self._prefix, channel, data, event, self._bounds)
         d = self._script(_PUBLISH, keys(self._prefix, channel.encode("ascii")), args)
-        return d.addCallback(lambda event_id: event_id.decode("ascii"))
+        return d.addCallback(self._published)
+
+    def _published(self, reply: bytes) -> str:
+        event_id = reply.decode("ascii")
+        key = parse_id(event_id)
+        if key is not None and (self._issued is None or key > self._issued):
+            self._issued = key
+        return event_id
 
     def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         name = channel.encode("ascii")
@@ -229,6 +253,7 @@ class RedisBroker(Service):
         generation = self._connections
         channels = sorted(self._wanted)
         confirmed = gatherResults([self._subscribe(subscriber, channel) for channel in channels], consumeErrors=True)
+        confirmed.addCallback(lambda _: self._settle(channels, generation))
         confirmed.addCallback(lambda _: self._recover(channels, generation))
         confirmed.addErrback(lambda failure: None)  # the connection went again: the next one recovers
 
@@ -261,10 +286,14 @@ class RedisBroker(Service):
             return
         name = channel[len(self._prefix) :]
         if name.startswith(DURABLE):
-            name, event = name[len(DURABLE) :], unpack(payload)
+            durable, event = name[len(DURABLE) :].decode("ascii", "replace"), unpack(payload)
+            key = parse_id(event.id)
+            if key is not None:
+                self._newest[durable] = key
+            self._replay.live(key, (durable, event))
         else:
             event = raw(payload)  # whatever it contains: only the durable name carries envelopes
-        self._replay.live(parse_id(event.id), (name.decode("ascii", "replace"), event))
+            self._replay.live(None, (name.decode("ascii", "replace"), event))
 
     def _hand_on(self, item: tuple[str, Event]) -> None:
         self._arrived.append(item)
@@ -306,6 +335,41 @@ class RedisBroker(Service):
 
         self._script(_POSITION, keys(self._prefix, b""), []).addCallbacks(learned, failed)
 
+    def _settle(self, channels: list[str], generation: int) -> Deferred[None] | None:
+        """Make the Redis just reached hold no less than this process saw (see SETTLE_SCRIPT).
+
+        Failing to settle is logged and recovery goes on: this process's own streams lose
+        nothing by it (they hold what the cut would protect); resumers elsewhere may not learn
+        of a loss, which the log says.
+        """
+        if generation != self._connections:
+            return None
+        known = [key for key in (self._replay.last, self._issued) if key is not None]
+        if not known:
+            return None
+        highest = format_id(max(known)).encode("ascii")
+        newest = [(name.encode("ascii"), format_id(key).encode("ascii"))
+                  for name, key in sorted(self._newest.items()) if name in self._wanted]  # fmt: skip
+        batches = [newest[i : i + SETTLE_BATCH] for i in range(0, len(newest), SETTLE_BATCH)] or [[]]
+        calls = []
+        for batch in batches:
+            args = [highest, *(part for pair in batch for part in pair)]
+            calls.append(self._script(_SETTLE, settle_keys(self._prefix, [name for name, _ in batch]), args))
+
+        def settled(cuts: list[int]) -> None:
+            if sum(cuts):
+                _log.warn(
+                    "Redis lacks the newest events of {count} channels that this process received (a failover "
+                    "or an older snapshot): recorded cuts there, so clients resuming from before them are told",
+                    count=sum(cuts),
+                )
+
+        def failed(failure: Failure) -> None:
+            _log.error("could not settle Redis after reconnecting: {error}; resumes from before the outage "
+                       "may not be told of events it lost", error=failure.getErrorMessage())  # fmt: skip
+
+        return gatherResults(calls, consumeErrors=True).addCallbacks(settled, failed)
+
     def _recover(self, channels: list[str], generation: int) -> Deferred[None] | None:
         """All channels are subscribed again: hand on what they missed a page at a time, then the
         held live messages. Each page goes to the hub on its own reactor turn."""
@@ -328,6 +392,9 @@ class RedisBroker(Service):
                 done.callback(None)
                 return
             self._replay.replay(gap.per_channel())
+            for key, channel, _ in gap.events:
+                if key is not None and channel in self._wanted:
+                    self._newest[channel] = max(key, self._newest.get(channel, key))
             counts[0] += len(gap.events)
             counts[1] += len(gap.lost)
             if not pages.done:

@@ -24,12 +24,22 @@ the id asked after is beyond it (else ""), more (0/1: the page stopped at its bo
 id before which events are gone (else ""), the last id issued (what the read is as of)}.
 POSITION_SCRIPT returns the id everything published from now on will follow (the last
 id issued, or the origin): where a subscriber starts counting what it has seen.
+
+SETTLE_SCRIPT runs after every reconnection, before what was missed is read: Redis may now
+be a promoted replica (or a restart from an older snapshot) that lacks the newest events,
+which subscribers received from the old master before it died. Given the highest id this
+process received or issued, and per channel the newest id it received, it raises the last
+id to that highest id (new ids never repeat ones clients hold) and, for each channel whose
+newest event is neither in the history nor known to be trimmed, records a cut at that
+event, so whoever resumes from before it is told of the loss (`sse-lost`) and not handed a
+silent gap. Returns the number of cuts recorded.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "keys", "durable_channel", "publish_args", "history_bounds", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT",
+    "SETTLE_SCRIPT", "settle_keys",
 ]  # fmt: skip
 
 DURABLE = b"#events:"
@@ -44,6 +54,12 @@ def durable_channel(prefix: bytes, channel: bytes) -> bytes:
 def keys(prefix: bytes, channel: bytes) -> list[bytes]:
     """KEYS for every script: history stream, last id, cuts, origin."""
     return [prefix + b"#history:" + channel, prefix + b"#last-id", prefix + b"#cuts", prefix + b"#origin"]
+
+
+def settle_keys(prefix: bytes, channels: list[bytes]) -> list[bytes]:
+    """KEYS for SETTLE_SCRIPT: last id, cuts, origin, then each channel's history stream."""
+    histories = [prefix + b"#history:" + channel for channel in channels]
+    return [prefix + b"#last-id", prefix + b"#cuts", prefix + b"#origin", *histories]
 
 
 def publish_args(prefix: bytes, channel: str, data: bytes, event: str | None, bounds: list[bytes]) -> list[bytes]:
@@ -70,10 +86,10 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function origin(now)
+local function origin(key, now)
   -- the first id of this data set; set once, by whichever script runs first
-  redis.call('SET', KEYS[4], string.format('%d-0', now), 'NX')
-  return redis.call('GET', KEYS[4])
+  redis.call('SET', key, string.format('%d-0', now), 'NX')
+  return redis.call('GET', key)
 end
 local function trim(channel, limit, ttl_ms, now)
   -- keep the newest `limit` entries (exactly) and, with a ttl, only those that young;
@@ -103,7 +119,7 @@ PUBLISH_SCRIPT = (
 local pubsub, channel, data, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit, ttl_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
-origin(now)
+origin(KEYS[4], now)
 local ms, seq = now, 0
 local last = redis.call('GET', KEYS[2])
 if last then
@@ -133,7 +149,7 @@ local channel, after = ARGV[1], ARGV[2]
 local limit, ttl_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local count, size = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
-local first = origin(now)
+local first = origin(KEYS[4], now)
 trim(channel, limit, ttl_ms, now)
 local last = redis.call('GET', KEYS[2]) or first
 if less(last, after) then
@@ -170,7 +186,30 @@ return {lost, page, '', more, held_from, last}
 POSITION_SCRIPT = (
     _COMMON
     + r"""
-local first = origin(now_ms())
+local first = origin(KEYS[4], now_ms())
 return redis.call('GET', KEYS[2]) or first
+"""
+)
+
+SETTLE_SCRIPT = (
+    _COMMON
+    + r"""
+-- KEYS: last id, cuts, origin, history of each channel; ARGV: highest id, then channel, newest id pairs
+local first = origin(KEYS[3], now_ms())
+local highest = ARGV[1]
+local last = redis.call('GET', KEYS[1]) or first
+if less(last, highest) then redis.call('SET', KEYS[1], highest) end
+local cuts = 0
+for i = 2, #ARGV, 2 do
+  local channel, newest = ARGV[i], ARGV[i + 1]
+  local history = KEYS[3 + i / 2]
+  local cut = redis.call('HGET', KEYS[2], channel)
+  local trimmed = cut and not less(cut, newest)
+  if not trimmed and not less(newest, first) and #redis.call('XRANGE', history, newest, newest) == 0 then
+    redis.call('HSET', KEYS[2], channel, newest)
+    cuts = cuts + 1
+  end
+end
+return cuts
 """
 )
