@@ -11,6 +11,11 @@ from twisted_sse.core._interfaces import Receiver
 from twisted_sse.core._memory_broker import MemoryBroker
 
 
+def publish_one(broker, channel: str, data: bytes, event: str | None = None) -> str | None:
+    """Publish one event through a broker that answers at once (the in-process one); its id."""
+    return broker.publish([(channel, data, event)]).result.ids[0]
+
+
 class ManualBroker:
     """Records subscribe/unsubscribe calls; each subscription waits for the test."""
 
@@ -33,7 +38,7 @@ class ManualBroker:
     def unsubscribe(self, channel: str) -> None:
         self.calls.append(("unsubscribe", channel))
 
-    def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
+    def publish(self, publications):
         raise NotImplementedError
 
     def history(self, channel, after):

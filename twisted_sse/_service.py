@@ -117,7 +117,8 @@ class SSEService(MultiService):
 
         Raises ValueError at once for an invalid channel name or event type.
         """
-        return self.broker.publish(channel, checked_publication(channel, data, event), event)
+        publication = (channel, checked_publication(channel, data, event), event)
+        return self.broker.publish([publication]).addCallback(lambda receipt: receipt.ids[0])
 
     def startService(self) -> None:
         _log.info(
@@ -184,7 +185,13 @@ def _default_broker(settings: Settings, reactor: Any) -> Broker:
     from twisted_sse.redis import RedisBroker  # importing txredisapi installs a reactor
 
     return RedisBroker(
-        settings.redis, settings.prefix, reactor, settings.history, settings.history_ttl, settings.redis_timeout
+        settings.redis,
+        settings.prefix,
+        reactor,
+        settings.history,
+        settings.history_ttl,
+        settings.redis_timeout,
+        settings.publish_replicas,
     )
 
 

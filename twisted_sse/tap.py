@@ -102,6 +102,13 @@ class Options(usage.Options):
             "Seconds a Redis command may take, and a silent Redis connection may last before it is cut.",
         ],
         [
+            "publish-replicas",
+            None,
+            "0",
+            "Replicas that must confirm a publish (WAIT, bounded by --redis-timeout) before it is answered 200; "
+            'unconfirmed: 202 with "replicated": false. 0 = the master\'s answer is enough.',
+        ],
+        [
             "max-streams-per-ip",
             None,
             str(_DEFAULTS.max_streams_per_ip),
@@ -313,6 +320,9 @@ class Options(usage.Options):
             if redis is None or not redis.sentinels:
                 raise usage.UsageError("--sentinel-password needs a redis+sentinel:// URL")
             redis = replace(redis, sentinel_password=self["sentinel-password"])
+        publish_replicas = _number(self, "publish-replicas", int, 0)
+        if publish_replicas and redis is None:
+            raise usage.UsageError("--publish-replicas needs --redis: the in-process broker has no replicas")
         self.settings = Settings(
             redis=redis,
             listen=listen,
@@ -354,6 +364,7 @@ class Options(usage.Options):
             max_pending=_number(self, "max-pending", int, 0),
             drain_timeout=_number(self, "drain-timeout", float, 0.0),
             redis_timeout=_number(self, "redis-timeout", float, 0.1),
+            publish_replicas=publish_replicas,
         )
 
 

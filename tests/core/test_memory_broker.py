@@ -2,6 +2,7 @@
 
 from twisted.internet.task import Clock
 
+from tests.fakes import publish_one
 from twisted_sse.core import MemoryBroker, parse_id
 
 
@@ -15,9 +16,7 @@ def _broker(**kwargs):
 
 
 def _published(broker, channel, data, event=None):
-    ids = []
-    broker.publish(channel, data, event).addCallback(ids.append)
-    return ids[0]
+    return publish_one(broker, channel, data, event)
 
 
 def _history(broker, channel, after):

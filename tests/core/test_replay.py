@@ -3,6 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fakes import publish_one
 from twisted_sse.core._replay import Replay
 
 
@@ -147,7 +148,7 @@ def test_pages_hand_on_exactly_the_events_after_the_id_in_id_order_each_within_i
     published = []
     for channel, length in layout:
         clock.advance(0.0004)
-        published.append((channel, broker.publish(channel, b"x" * length).result))
+        published.append((channel, publish_one(broker, channel, b"x" * length)))
     expected = [event_id for channel, event_id in published[after:] if channel in channels]
     start = parse_id(published[after - 1][1]) if 0 < after <= len(published) else (0, 0)
     if after > len(published):
@@ -174,10 +175,10 @@ def test_a_page_reads_an_equal_share_of_the_channels_still_being_read():
     clock = Clock()
     clock.advance(1000)
     broker = SlowHistoryBroker(clock)
-    broker.publish("c", b"early")
+    publish_one(broker, "c", b"early")
     for n in range(6):
         clock.advance(0.001)
-        broker.publish("a", b"%d" % n)
+        publish_one(broker, "a", b"%d" % n)
     pages = HistoryPages(broker, ["a", "c"], (0, 0), 4, 1000)
     first = pages.next()
     assert [(channel, count, size) for _, channel, _, count, size in broker.reads] == [("a", 2, 500), ("c", 2, 500)]
@@ -200,8 +201,8 @@ def test_a_channel_read_past_the_others_bound_is_held_back_and_read_again():
     broker = MemoryBroker(clock)
     for n in range(4):
         clock.advance(0.001)
-        broker.publish("a", b"a%d" % n)
-    broker.publish("b", b"late")
+        publish_one(broker, "a", b"a%d" % n)
+    publish_one(broker, "b", b"late")
     pages = HistoryPages(broker, ["a", "b"], (0, 0), 4, 1000)
     handed = []
     while not pages.done:

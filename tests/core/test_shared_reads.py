@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import DeferredSemaphore
 from twisted.internet.task import Clock
 
-from tests.fakes import SlowHistoryBroker
+from tests.fakes import SlowHistoryBroker, publish_one
 from twisted_sse.core import MemoryBroker, SharedReads, parse_id
 
 
@@ -19,7 +19,7 @@ def _broker(events=10, history=1000):
     ids = []
     for n in range(events):
         clock.advance(0.001)
-        ids.append(parse_id(broker.publish("news", b"%d" % n).result))
+        ids.append(parse_id(publish_one(broker, "news", b"%d" % n)))
     return broker, ids
 
 
@@ -111,8 +111,8 @@ def test_paging_through_shared_reads_gives_each_reader_what_it_would_read_alone(
     ids = []
     for n in range(30):
         clock.advance(0.001)
-        ids.append(parse_id(alone.publish("c", b"%d" % n).result))
-        slow.publish("c", b"%d" % n)
+        ids.append(parse_id(publish_one(alone, "c", b"%d" % n)))
+        publish_one(slow, "c", b"%d" % n)
     reads = SharedReads(slow, DeferredSemaphore(8))
     got = {n: [] for n in range(len(afters))}
     lost = {}

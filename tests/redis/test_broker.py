@@ -34,7 +34,8 @@ class Connected:
         self.broker = RedisBroker(RedisAddress(host="127.0.0.1"), "sse:", self.clock)
         self.scripts = []
         self.broker._script = self._script
-        self.broker._read_script = self._script
+        self.broker._query = self._script
+        self.broker._wait = lambda replicas, ms: self._script("wait", [replicas], [ms])
         self.hub = Hub(self.broker)
         self.connect()
         self.answer("position", b"1-0")
@@ -42,7 +43,7 @@ class Connected:
         self.feed(resp(b"pong", b""))
 
     def _script(self, script, keys, args):
-        names = {_PUBLISH: "publish", _READ: "read", _POSITION: "position", _SETTLE: "settle"}
+        names = {_PUBLISH: "publish", _READ: "read", _POSITION: "position", _SETTLE: "settle", "wait": "wait"}
         d = Deferred()
         self.scripts.append((names[script], keys, args, d))
         return d
@@ -186,8 +187,9 @@ def test_after_a_reconnect_redis_is_settled_before_anything_is_read():
     redis.hub.add(listener, ["a", "b"])
     redis.hub.add(leaving, ["gone"])
     redis.feed(confirmed(b"a"), confirmed(b"b"), confirmed(b"gone"))
-    redis.broker.publish("elsewhere", b"x")
-    redis.answer("publish", b"7-0")
+    redis.broker.publish([("elsewhere", b"x", None)])
+    redis.clock.advance(0)
+    redis.answer("publish", [b"7-0"])
     redis.feed(resp(b"message", b"sse:#events:a", durable(b"2-0", b"x")),
                resp(b"message", b"sse:#events:gone", durable(b"3-0", b"y")),
                resp(b"message", b"sse:b", b"raw, no id"))  # fmt: skip
@@ -339,3 +341,65 @@ def test_only_the_durable_confirmation_readies_a_channel(redis):
     assert ready == []
     redis.feed(resp(b"subscribe", b"sse:#events:news", 2))
     assert ready == [None]
+
+
+def _receipts(redis, *publishes):
+    out = []
+    for publications in publishes:
+        redis.broker.publish(publications).addBoth(out.append)
+    redis.clock.advance(0)
+    return out
+
+
+def test_publishes_of_one_turn_are_one_script_call_answered_each_with_its_ids(redis):
+    """Two publishes in one turn: one call of the batch script (keys: the shared ones, then each channel's
+    history once), and each publisher gets its own ids; no replicas asked for: no WAIT, replicated is None."""
+    receipts = _receipts(redis, [("a", b"1", None), ("b", b"2", "t")], [("a", b"3", None)])
+    [(name, keys, args, _)] = redis.scripts
+    assert keys == [b"sse:#last-id", b"sse:#cuts", b"sse:#origin", b"sse:#history:a", b"sse:#history:b"]
+    assert args[2:7] == [b"2", b"a", b"sse:#events:a", b"b", b"sse:#events:b"]
+    assert args[7:] == [b"1", b"1", b"", b"2", b"2", b"t", b"1", b"3", b""]
+    redis.answer("publish", [b"5-0", b"5-1", b"5-2"])
+    assert [(r.ids, r.replicated) for r in receipts] == [(["5-0", "5-1"], None), (["5-2"], None)]
+    assert redis.broker.publish_batches == 1
+
+
+def _replicating(replicas=2, timeout=1.5):
+    redis = Connected()
+    redis.broker._replicas, redis.broker._timeout = replicas, timeout
+    return redis
+
+
+def test_with_replicas_each_batch_waits_for_them_on_its_connection_bounded_by_the_timeout():
+    redis = _replicating()
+    receipts = _receipts(redis, [("a", b"1", None)])
+    redis.answer("publish", [b"5-0"])
+    _, keys, args, _ = redis.answer("wait", 2)
+    assert (keys, args) == ([b"2"], [b"1500"])  # never WAIT n 0
+    assert [(r.ids, r.replicated) for r in receipts] == [(["5-0"], True)]
+
+
+def test_replicas_that_do_not_confirm_in_time_make_an_unreplicated_receipt_not_a_failure():
+    redis = _replicating()
+    receipts = _receipts(redis, [("a", b"1", None)], [("a", b"2", None)])
+    redis.answer("publish", [b"5-0", b"5-1"])
+    redis.answer("wait", 1)  # one of two in time
+    assert [(r.ids, r.replicated) for r in receipts] == [(["5-0"], False), (["5-1"], False)]
+    more = _receipts(redis, [("a", b"3", None)])
+    redis.answer("publish", [b"6-0"])
+    redis.answer("wait", RuntimeError("connection lost"))  # live already: only the confirmation is missing
+    assert [(r.ids, r.replicated) for r in more] == [(["6-0"], False)]
+
+
+def test_a_wait_that_never_answers_is_cut_by_the_timeout():
+    redis = _replicating(timeout=1.0)
+    receipts = _receipts(redis, [("a", b"1", None)])
+    redis.answer("publish", [b"5-0"])
+    redis.clock.advance(2.1)
+    assert [(r.ids, r.replicated) for r in receipts] == [(["5-0"], False)]
+
+
+def test_a_failed_publish_script_fails_every_publish_of_its_batch(redis):
+    receipts = _receipts(redis, [("a", b"1", None)], [("b", b"2", None)])
+    redis.answer("publish", RuntimeError("READONLY You can't write against a read only replica."))
+    assert [r.getErrorMessage() for r in receipts] == ["READONLY You can't write against a read only replica."] * 2

@@ -5,14 +5,15 @@ import pytest
 from twisted_sse.core import valid_channel
 from twisted_sse.redis._scripts import (
     POSITION_SCRIPT,
+    PUBLISH_MANY_SCRIPT,
     PUBLISH_SCRIPT,
     READ_SCRIPT,
     SETTLE_SCRIPT,
+    channels_keys,
     durable_channel,
     history_bounds,
     keys,
     publish_args,
-    settle_keys,
 )
 
 
@@ -42,11 +43,11 @@ def test_publish_arguments_are_durable_name_channel_data_type_and_bounds():
 
 def test_the_scripts_read_their_keys_only_through_KEYS():
     """Every key a script touches is declared (cluster- and ACL-safe): no key names built in Lua."""
-    for script in (PUBLISH_SCRIPT, READ_SCRIPT, POSITION_SCRIPT, SETTLE_SCRIPT):
+    for script in (PUBLISH_SCRIPT, READ_SCRIPT, POSITION_SCRIPT, SETTLE_SCRIPT, PUBLISH_MANY_SCRIPT):
         assert "#history" not in script and "#last-id" not in script
 
 
 def test_settling_gets_the_shared_keys_then_each_channels_history():
-    assert settle_keys(b"sse:", [b"a", b"b"]) == [
+    assert channels_keys(b"sse:", [b"a", b"b"]) == [
         b"sse:#last-id", b"sse:#cuts", b"sse:#origin", b"sse:#history:a", b"sse:#history:b",
     ]  # fmt: skip

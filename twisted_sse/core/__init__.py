@@ -34,6 +34,7 @@ from twisted_sse.core._interfaces import Broker, History, Listener, Receiver
 from twisted_sse.core._logs import LEVELS, Budget, JsonLines, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
 from twisted_sse.core._pacer import Pacer
+from twisted_sse.core._publications import Publication, PublishQueue, Receipt
 from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
 from twisted_sse.core._settings import RedisAddress, Settings
 from twisted_sse.core._shared_reads import SharedReads
@@ -77,6 +78,9 @@ __all__ = [
     "set_level",
     "MemoryBroker",
     "Pacer",
+    "Publication",
+    "PublishQueue",
+    "Receipt",
     "LOST_EVENT_TYPE",
     "Gap",
     "Replay",

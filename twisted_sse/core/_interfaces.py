@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted_sse.core._block import Block
 from twisted_sse.core._framing import Event
 from twisted_sse.core._history import EventKey, Missed
+from twisted_sse.core._publications import Publication, Receipt
 
 __all__ = ["Broker", "History", "Listener", "Receiver"]
 
@@ -40,8 +41,9 @@ class Broker(Protocol):
     def unsubscribe(self, channel: str) -> None:
         """Stop receiving `channel`."""
 
-    def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
-        """Publish one event; fires with its id, or None when the broker assigns none."""
+    def publish(self, publications: list[Publication]) -> Deferred[Receipt]:
+        """Publish checked events in order, atomically; fires with their ids once they are durable
+        (an id is None when the broker assigns none), or fails as a whole."""
 
     def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         """The channel's held events after `after`, and whether any after it are gone.

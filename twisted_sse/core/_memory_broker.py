@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted_sse.core._framing import Event
 from twisted_sse.core._history import ChannelHistory, EventKey, IdClock, Missed, format_id
 from twisted_sse.core._interfaces import Receiver
+from twisted_sse.core._publications import Publication, Receipt
 
 __all__ = ["MemoryBroker"]
 
@@ -52,16 +53,22 @@ class MemoryBroker:
     def unsubscribe(self, channel: str) -> None:
         self.subscribed.discard(channel)
 
-    def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
-        event_id = format_id(self._ids.next())
-        message = Event(data, event, event_id)
-        history = self._histories.get(channel)
-        if history is None:
-            history = self._histories[channel] = ChannelHistory(self._limit, self._ttl_ms)
-        history.append(self._ids.last, message, self._now_ms())
-        if channel in self.subscribed and self._receiver is not None:
-            self._receiver([(channel, message)])
-        return succeed(event_id)
+    def publish(self, publications: list[Publication]) -> Deferred[Receipt]:
+        delivered: list[tuple[str, Event]] = []
+        ids: list[str | None] = []
+        for channel, data, event in publications:
+            event_id = format_id(self._ids.next())
+            message = Event(data, event, event_id)
+            history = self._histories.get(channel)
+            if history is None:
+                history = self._histories[channel] = ChannelHistory(self._limit, self._ttl_ms)
+            history.append(self._ids.last, message, self._now_ms())
+            ids.append(event_id)
+            if channel in self.subscribed:
+                delivered.append((channel, message))
+        if delivered and self._receiver is not None:
+            self._receiver(delivered)
+        return succeed(Receipt(ids))
 
     def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         if after > self._ids.last:

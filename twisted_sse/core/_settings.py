@@ -75,6 +75,9 @@ class Settings:
     """Seconds shutdown waits for streams and connections to close before cutting them."""
     redis_timeout: float = 5.0
     """Seconds a Redis command may take, and a silent subscriber connection may last."""
+    publish_replicas: int = 0
+    """Replicas that must confirm a publish (WAIT, bounded by redis_timeout) before it is answered 200;
+    unconfirmed in time: 202 with "replicated": false. 0: answered once the master has it."""
     history: int = 1000
     """Events kept per channel for resuming clients (exactly; 0 keeps none)."""
     history_ttl: float = 0

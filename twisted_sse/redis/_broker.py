@@ -19,6 +19,13 @@ is missing, so that resuming from before it signals the loss instead of a silent
 
 A connection that stops answering (a hung or paused Redis, a dead peer) is found by
 PINGs: when nothing was heard for `timeout` seconds it is cut and made again.
+
+Publishes go through a `PublishQueue` on a connection of their own: the publishes of one
+reactor turn (and those that came while the previous batch was out) are one script call.
+With `replicas` (--publish-replicas N), each batch is followed by `WAIT N timeout` on that
+same connection (WAIT waits for the connection's own writes, so it can't be elsewhere), and
+the receipt says whether N replicas confirmed in time; the events are live either way.
+Reads, the position and settling use the other command connection, which a WAIT never blocks.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ from twisted_sse.core import (
     HistoryPages,
     Logger,
     Missed,
+    Publication,
+    PublishQueue,
+    Receipt,
     Receiver,
     RedisAddress,
     Replay,
@@ -57,14 +67,14 @@ from twisted_sse.redis._connection import (
 from twisted_sse.redis._scripts import (
     DURABLE,
     POSITION_SCRIPT,
-    PUBLISH_SCRIPT,
+    PUBLISH_MANY_SCRIPT,
     READ_SCRIPT,
     SETTLE_SCRIPT,
+    channels_keys,
     durable_channel,
     history_bounds,
     keys,
-    publish_args,
-    settle_keys,
+    publish_many_call,
 )
 
 __all__ = ["RedisBroker", "RedisUnavailable"]
@@ -75,7 +85,7 @@ RECOVERY_PAGE_EVENTS = 4096
 RECOVERY_PAGE_BYTES = 4 * 1024 * 1024
 """A page of what channels missed during an outage, handed to the hub in one reactor turn."""
 
-_PUBLISH = Script.of(PUBLISH_SCRIPT)
+_PUBLISH = Script.of(PUBLISH_MANY_SCRIPT)
 _READ = Script.of(READ_SCRIPT)
 _POSITION = Script.of(POSITION_SCRIPT)
 _SETTLE = Script.of(SETTLE_SCRIPT)
@@ -119,12 +129,15 @@ class RedisBroker(Service):
         history: int = 1000,
         history_ttl: float = 0,
         timeout: float = 5.0,
+        replicas: int = 0,
     ) -> None:
         self.address = address
         self._prefix = prefix.encode("utf-8")
         self._bounds = history_bounds(history, history_ttl)
         self._reactor = reactor
         self._timeout = timeout
+        self._replicas = replicas
+        self._publishes = PublishQueue(self._publish_batch, reactor)
         self._receiver: Receiver | None = None
         self._wanted: set[str] = set()
         self._confirming: dict[str, deque[list[Deferred[None]]]] = {}
@@ -140,8 +153,9 @@ class RedisBroker(Service):
         self._arrived: list[tuple[str, Event]] = []
         self._subscriber_factory = subscriber_factory(address, self)
         self._commands = command_factory(address, timeout)
+        """Publishes (and their WAIT) only."""
         self._reads = command_factory(address, timeout)
-        """History reads on a connection of their own: a long read never delays a publish."""
+        """History reads, the position and settling: a long read never delays a publish, nor a WAIT a read."""
         self._liveness = LoopingCall(self._check_liveness)
         self._liveness.clock = reactor
 
@@ -187,29 +201,56 @@ class RedisBroker(Service):
         if self._subscriber is not None:
             self._subscriber.send(b"UNSUBSCRIBE", *self._pubsub_names(channel))
 
-    def publish(self, channel: str, data: bytes, event: str | None = None) -> Deferred[str | None]:
+    def publish(self, publications: list[Publication]) -> Deferred[Receipt]:
         if not self.is_connected():
             return fail(RedisUnavailable("Redis is not connected"))
-        args = publish_args(self._prefix, channel, data, event, self._bounds)
-        d = self._script(_PUBLISH, keys(self._prefix, channel.encode("ascii")), args)
-        return d.addCallback(self._published)
+        return self._publishes.put(publications)
 
-    def _published(self, reply: bytes) -> str:
-        event_id = reply.decode("ascii")
-        key = parse_id(event_id)
+    @property
+    def publish_batches(self) -> int:
+        """Script calls publishing has cost so far."""
+        return self._publishes.batches
+
+    def _publish_batch(self, publications: list[Publication]) -> Deferred[Receipt]:
+        script_keys, args = publish_many_call(self._prefix, publications, self._bounds)
+        published = self._script(_PUBLISH, script_keys, args).addCallback(self._issued_ids)
+        if self._replicas:
+            return published.addCallback(self._wait_for_replicas)
+        return published.addCallback(Receipt)
+
+    def _issued_ids(self, reply: list[bytes]) -> list[str | None]:
+        ids: list[str | None] = [event_id.decode("ascii") for event_id in reply]
+        key = parse_id(ids[-1] or "") if ids else None
         if key is not None and (self._issued is None or key > self._issued):
             self._issued = key
-        return event_id
+        return ids
+
+    def _wait_for_replicas(self, ids: list[str | None]) -> Deferred[Receipt]:
+        """WAIT on the publishing connection, bounded by the timeout (never WAIT n 0)."""
+        wait_ms = b"%d" % max(1, int(self._timeout * 1000))
+        waited = self._wait(b"%d" % self._replicas, wait_ms).addTimeout(self._timeout + 1, self._reactor)
+
+        def confirmed(count: Any) -> Receipt:
+            return Receipt(ids, int(count) >= self._replicas)
+
+        def unconfirmed(failure: Failure) -> Receipt:
+            _log.warn("WAIT for {n} replicas failed: {error}", n=self._replicas, error=failure.getErrorMessage())
+            return Receipt(ids, False)  # published and live: only the confirmation is missing
+
+        return waited.addCallbacks(confirmed, unconfirmed)
 
     def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         name = channel.encode("ascii")
         args = [name, format_id(after).encode("ascii"), *self._bounds, b"%d" % count, b"%d" % size]
-        return self._read_script(_READ, keys(self._prefix, name), args).addCallback(_missed)
+        return self._query(_READ, keys(self._prefix, name), args).addCallback(_missed)
 
     def _script(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
         return run_script(self._commands, script, script_keys, args).addTimeout(self._timeout, self._reactor)
 
-    def _read_script(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
+    def _wait(self, replicas: bytes, wait_ms: bytes) -> Deferred[Any]:
+        return self._commands.handler.execute_command("WAIT", replicas, wait_ms)
+
+    def _query(self, script: Script, script_keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
         return run_script(self._reads, script, script_keys, args).addTimeout(self._timeout, self._reactor)
 
     def _pubsub_names(self, channel: str) -> tuple[bytes, bytes]:
@@ -333,7 +374,7 @@ class RedisBroker(Service):
         def failed(failure: Failure) -> None:
             _log.warn("could not read the id position from Redis: {error}", error=failure.getErrorMessage())
 
-        self._script(_POSITION, keys(self._prefix, b""), []).addCallbacks(learned, failed)
+        self._query(_POSITION, keys(self._prefix, b""), []).addCallbacks(learned, failed)
 
     def _settle(self, channels: list[str], generation: int) -> Deferred[None] | None:
         """Make the Redis just reached hold no less than this process saw (see SETTLE_SCRIPT).
@@ -354,7 +395,7 @@ class RedisBroker(Service):
         calls = []
         for batch in batches:
             args = [highest, *(part for pair in batch for part in pair)]
-            calls.append(self._script(_SETTLE, settle_keys(self._prefix, [name for name, _ in batch]), args))
+            calls.append(self._query(_SETTLE, channels_keys(self._prefix, [name for name, _ in batch]), args))
 
         def settled(cuts: list[int]) -> None:
             if sum(cuts):

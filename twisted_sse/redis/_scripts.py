@@ -39,7 +39,7 @@ from __future__ import annotations
 
 __all__ = [
     "keys", "durable_channel", "publish_args", "history_bounds", "PUBLISH_SCRIPT", "READ_SCRIPT", "POSITION_SCRIPT",
-    "SETTLE_SCRIPT", "settle_keys",
+    "SETTLE_SCRIPT", "channels_keys", "PUBLISH_MANY_SCRIPT", "publish_many_call",
 ]  # fmt: skip
 
 DURABLE = b"#events:"
@@ -56,8 +56,23 @@ def keys(prefix: bytes, channel: bytes) -> list[bytes]:
     return [prefix + b"#history:" + channel, prefix + b"#last-id", prefix + b"#cuts", prefix + b"#origin"]
 
 
-def settle_keys(prefix: bytes, channels: list[bytes]) -> list[bytes]:
-    """KEYS for SETTLE_SCRIPT: last id, cuts, origin, then each channel's history stream."""
+def publish_many_call(prefix: bytes, events: list[tuple[str, bytes, str | None]],
+                      bounds: list[bytes]) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
+    """KEYS and ARGV of PUBLISH_MANY_SCRIPT for `events` ((channel, data, event type or None), in order)."""
+    numbers: dict[str, int] = {}
+    per_event: list[bytes] = []
+    for channel, data, event in events:
+        number = numbers.setdefault(channel, len(numbers) + 1)
+        per_event += [b"%d" % number, data, (event or "").encode("utf-8")]
+    names = [channel.encode("ascii") for channel in numbers]
+    script_keys = channels_keys(prefix, names)
+    per_channel = [part for name in names for part in (name, durable_channel(prefix, name))]
+    return script_keys, [*bounds, b"%d" % len(names), *per_channel, *per_event]
+
+
+def channels_keys(prefix: bytes, channels: list[bytes]) -> list[bytes]:
+    """KEYS for the scripts of several channels (publishing many, settling): last id, cuts, origin,
+    then each channel's history stream."""
     histories = [prefix + b"#history:" + channel for channel in channels]
     return [prefix + b"#last-id", prefix + b"#cuts", prefix + b"#origin", *histories]
 
@@ -91,25 +106,46 @@ local function origin(key, now)
   redis.call('SET', key, string.format('%d-0', now), 'NX')
   return redis.call('GET', key)
 end
-local function trim(channel, limit, ttl_ms, now)
+local function trim(history, cuts, channel, limit, ttl_ms, now)
   -- keep the newest `limit` entries (exactly) and, with a ttl, only those that young;
   -- remember the newest id dropped as the channel's cut
   local dropped = false
-  local n = redis.call('XLEN', KEYS[1])
+  local n = redis.call('XLEN', history)
   if n > limit then
-    local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n - limit)
+    local old = redis.call('XRANGE', history, '-', '+', 'COUNT', n - limit)
     dropped = old[#old][1]
-    redis.call('XTRIM', KEYS[1], 'MAXLEN', limit)
+    redis.call('XTRIM', history, 'MAXLEN', limit)
   end
   if ttl_ms > 0 then
     local min_id = string.format('%d-0', now - ttl_ms)
-    local old = redis.call('XREVRANGE', KEYS[1], '(' .. min_id, '-', 'COUNT', 1)
+    local old = redis.call('XREVRANGE', history, '(' .. min_id, '-', 'COUNT', 1)
     if #old > 0 then
       if not dropped or less(dropped, old[1][1]) then dropped = old[1][1] end
-      redis.call('XTRIM', KEYS[1], 'MINID', min_id)
+      redis.call('XTRIM', history, 'MINID', min_id)
     end
   end
-  if dropped then redis.call('HSET', KEYS[3], channel, dropped) end
+  if dropped then redis.call('HSET', cuts, channel, dropped) end
+end
+local function first_id(last_key, now)
+  -- the next id: now-0, or past the last one issued when that is not older (never below it)
+  local last = redis.call('GET', last_key)
+  if last then
+    local lms, lseq = parse(last)
+    if lms >= now then return lms, lseq + 1 end
+  end
+  return now, 0
+end
+local function append(history, pubsub, id, data, event)
+  -- into the history, then live: live order is history order
+  local header
+  if event ~= '' then
+    redis.call('XADD', history, id, 'd', data, 'e', event)
+    header = cjson.encode({id = id, event = event})
+  else
+    redis.call('XADD', history, id, 'd', data)
+    header = cjson.encode({id = id})
+  end
+  redis.call('PUBLISH', pubsub, '\0sse2' .. header .. '\n' .. data)
 end
 """
 
@@ -120,24 +156,11 @@ local pubsub, channel, data, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit, ttl_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
 origin(KEYS[4], now)
-local ms, seq = now, 0
-local last = redis.call('GET', KEYS[2])
-if last then
-  local lms, lseq = parse(last)
-  if lms >= ms then ms, seq = lms, lseq + 1 end
-end
+local ms, seq = first_id(KEYS[2], now)
 local id = string.format('%d-%d', ms, seq)
 redis.call('SET', KEYS[2], id)
-local header
-if event ~= '' then
-  redis.call('XADD', KEYS[1], id, 'd', data, 'e', event)
-  header = cjson.encode({id = id, event = event})
-else
-  redis.call('XADD', KEYS[1], id, 'd', data)
-  header = cjson.encode({id = id})
-end
-trim(channel, limit, ttl_ms, now)
-redis.call('PUBLISH', pubsub, '\0sse2' .. header .. '\n' .. data)
+append(KEYS[1], pubsub, id, data, event)
+trim(KEYS[1], KEYS[3], channel, limit, ttl_ms, now)
 return id
 """
 )
@@ -150,7 +173,7 @@ local limit, ttl_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local count, size = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
 local first = origin(KEYS[4], now)
-trim(channel, limit, ttl_ms, now)
+trim(KEYS[1], KEYS[3], channel, limit, ttl_ms, now)
 local last = redis.call('GET', KEYS[2]) or first
 if less(last, after) then
   -- ahead of every id this Redis issued (a forged or far-future id): say where it really is
@@ -211,5 +234,29 @@ for i = 2, #ARGV, 2 do
   end
 end
 return cuts
+"""
+)
+
+PUBLISH_MANY_SCRIPT = (
+    _COMMON
+    + r"""
+-- KEYS: last id, cuts, origin, then the history of each channel of the batch
+-- ARGV: history length, ttl ms, k channels, k (name, durable pub/sub name) pairs,
+--       then (channel number, data, event) per event
+local limit, ttl_ms, k = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+origin(KEYS[3], now)
+local ms, seq = first_id(KEYS[1], now)
+local ids = {}
+for i = 4 + 2 * k, #ARGV, 3 do
+  local c = tonumber(ARGV[i])
+  local id = string.format('%d-%d', ms, seq)
+  append(KEYS[3 + c], ARGV[3 + 2 * c], id, ARGV[i + 1], ARGV[i + 2])
+  ids[#ids + 1] = id
+  seq = seq + 1
+end
+redis.call('SET', KEYS[1], ids[#ids])
+for c = 1, k do trim(KEYS[3 + c], KEYS[2], ARGV[2 + 2 * c], limit, ttl_ms, now) end
+return ids
 """
 )

@@ -32,6 +32,7 @@ from twisted_sse.core import (
     EventKey,
     Hub,
     Logger,
+    Receipt,
     Settings,
     check_field,
     encode_comment,
@@ -75,6 +76,14 @@ def _json(request: Request, code: int, value: object) -> bytes:
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-cache")
     return json.dumps(value).encode("utf-8") + b"\n"
+
+
+def _receipt_answer(receipt: Receipt, answer: dict[str, object]) -> tuple[int, dict[str, object]]:
+    """200, or 202 when the replicas asked for did not confirm in time (the events are live:
+    publishing them again would duplicate them); "replicated" says which, when replicas were asked for."""
+    if receipt.replicated is None:
+        return 200, answer
+    return 200 if receipt.replicated else 202, {**answer, "replicated": receipt.replicated}
 
 
 def _checked_channel(raw: bytes) -> str:
@@ -279,11 +288,12 @@ class _Surface:
         request.notifyFinish().addBoth(lambda _: finished.append(True))
         counters, started = self.hub.counters, self.clock.seconds()
 
-        def published(event_id: str | None) -> None:
+        def published(receipt: Receipt) -> None:
             counters.published("ok")
             counters.publish_seconds.observe(self.clock.seconds() - started)
             if not finished:
-                request.write(_json(request, 200, {"channel": channel, "id": event_id}))
+                answer: dict[str, object] = {"channel": channel, "id": receipt.ids[0]}
+                request.write(_json(request, *_receipt_answer(receipt, answer)))
                 request.finish()
 
         def failed(failure: Failure) -> None:
@@ -294,7 +304,7 @@ class _Surface:
                 request.write(_plain(request, 503, f"publishing failed: {failure.getErrorMessage()}"))
                 request.finish()
 
-        self.broker.publish(channel, data, event).addCallbacks(published, failed)
+        self.broker.publish([(channel, data, event)]).addCallbacks(published, failed)
         return NOT_DONE_YET
 
     @staticmethod
