@@ -5,7 +5,7 @@ import os
 import pytest
 from twisted.python.usage import UsageError
 
-from twisted_sse.core._settings import Settings
+from twisted_sse.core._settings import RedisAddress, Settings
 from twisted_sse.tap import Options
 
 
@@ -37,7 +37,8 @@ def test_every_option_is_parsed(monkeypatch):
         "--prefix", "app:", "--heartbeat", "2.5", "--retry", "500", "--publish-token", "tok",
         "--cors-origin", "https://a.example", "--cors-origin", "*", "--max-message-size", "10",
         "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--max-resumes", "3",
-        "--metrics", "--admin-listen", "tcp:9100:interface=127.0.0.1",
+        "--metrics", "--admin-listen", "tcp:9100:interface=127.0.0.1", "--redis", "redis://127.0.0.1:6380/2",
+        "--publish-replicas", "2",
     )  # fmt: skip
     assert settings == Settings(
         listen=("tcp:0:interface=127.0.0.1", "unix:/tmp/sse.sock"),
@@ -51,6 +52,8 @@ def test_every_option_is_parsed(monkeypatch):
         max_resumes=3,
         metrics=True,
         admin_listen="tcp:9100:interface=127.0.0.1",
+        redis=RedisAddress(host="127.0.0.1", port=6380, db=2),
+        publish_replicas=2,
     )
 
 
@@ -94,6 +97,8 @@ def test_token_from_environment(monkeypatch):
         (["--max-resumes", "0"], "--max-resumes"),
         (["--admin-listen", "tcp:notaport"], "--admin-listen"),
         (["--log-format", "xml"], "--log-format"),
+        (["--publish-replicas", "1"], "--publish-replicas needs --redis"),
+        (["--redis", "redis://127.0.0.1/0", "--publish-replicas", "-1"], "--publish-replicas"),
         (["--listen", "systemd:domain=INET:name=sse"], "start it from a systemd socket unit"),
     ],
 )

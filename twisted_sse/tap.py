@@ -69,6 +69,7 @@ class Options(usage.Options):
         ],
         ["max-message-size", None, str(_DEFAULTS.max_message_size), "Largest published body, in bytes."],
         ["history", None, str(_DEFAULTS.history), "Events kept per channel for resuming clients; 0 = none."],
+        ["max-batch", None, str(_DEFAULTS.max_batch), "Events one batch publish (POST /events, ndjson) may hold."],
         [
             "coalesce",
             None,
@@ -365,6 +366,7 @@ class Options(usage.Options):
             drain_timeout=_number(self, "drain-timeout", float, 0.0),
             redis_timeout=_number(self, "redis-timeout", float, 0.1),
             publish_replicas=publish_replicas,
+            max_batch=_number(self, "max-batch", int, 1),
         )
 
 

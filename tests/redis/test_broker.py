@@ -197,9 +197,26 @@ def test_after_a_reconnect_redis_is_settled_before_anything_is_read():
     _reconnect(redis)
     assert [name for name, *_ in redis.scripts] == ["settle"]  # no read before Redis is settled
     _, keys, args, _ = redis.answer("settle", 1)
-    assert keys == [b"sse:#last-id", b"sse:#cuts", b"sse:#origin", b"sse:#history:a"]
-    assert args == [b"7-0", b"a", b"2-0"]  # the issued 7-0 is the highest; "gone" was unsubscribed
+    assert keys == [b"sse:#last-id", b"sse:#cuts", b"sse:#origin", b"sse:#history:a", b"sse:#history:elsewhere"]
+    # the issued 7-0 is the highest, and its channel is checked though nobody here listens to it (clients
+    # of other processes may); "gone" was unsubscribed
+    assert args == [b"7-0", b"a", b"2-0", b"elsewhere", b"7-0"]
     assert [name for name, *_ in redis.scripts] == ["read", "read"]
+
+
+def test_ids_this_process_issued_are_settled_for_a_minute():
+    redis = Connected()
+    redis.clock.advance(1000)
+    redis.broker.publish([("elsewhere", b"x", None)])
+    redis.clock.advance(0)
+    redis.answer("publish", [b"1000000-0"])  # issued at 1000 s
+    redis.clock.advance(59)
+    redis.broker._check_liveness()  # what the broker's LoopingCall runs
+    redis.clock.advance(2)
+    assert "elsewhere" in redis.broker._recently_issued
+    redis.broker._check_liveness()
+    _reconnect(redis, [])
+    assert redis.answer("settle", 0)[2] == [b"1000000-0"]  # still the highest id, but no channel to check
 
 
 def test_a_failed_settle_still_recovers_what_was_missed(redis):

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from tests.http_harness import Client, Harness
 
-ANSWERS = {200, 204, 400, 401, 403, 404, 405, 413, 414, 431}
+ANSWERS = {200, 204, 400, 401, 403, 404, 405, 413, 414, 415, 431}
 
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), max_size=60)
 path = st.one_of(
@@ -19,14 +19,29 @@ path = st.one_of(
 )
 headers = st.dictionaries(
     st.sampled_from(["Last-Event-ID", "Authorization", "Origin", "Content-Type", "Accept", "X-Junk"]),
-    st.one_of(header_text, st.just("Bearer secret"), st.just("1-0")),
+    st.one_of(header_text, st.just("Bearer secret"), st.just("1-0"), st.just("application/x-ndjson")),
     max_size=4,
 )
 request = st.tuples(
     st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH", "X"]),
     path,
     headers,
-    st.binary(max_size=300),
+    st.one_of(
+        st.binary(max_size=300),
+        st.lists(
+            st.sampled_from(
+                [
+                    b'{"channel": "news", "data": "x"}',
+                    b'{"channel": "n", "data": "y", "event": "e"}',
+                    b"",
+                    b"{",
+                    b'{"channel": 1}',
+                    b'{"channel": "n", "data": "\\ud800"}',
+                ]
+            ),
+            max_size=5,
+        ).map(b"\n".join),
+    ),
 )
 
 

@@ -78,7 +78,7 @@ def test_requests_that_can_never_work_get_a_plain_error(harness, path, status, w
     [
         ("PUT", "/events/news", "GET, HEAD, POST, OPTIONS"),
         ("DELETE", "/events/news", "GET, HEAD, POST, OPTIONS"),
-        ("POST", "/events?channel=a", "GET, HEAD, OPTIONS"),
+        ("PUT", "/events?channel=a", "GET, HEAD, POST, OPTIONS"),
         ("POST", "/healthz", "GET, HEAD, OPTIONS"),
     ],
 )

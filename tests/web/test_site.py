@@ -127,12 +127,14 @@ class TestBodies:
     @pytest.mark.parametrize(
         ("auth", "status"), [("", b"401"), ("Authorization: Bearer wrong\r\n", b"403")]
     )  # fmt: skip
-    def test_a_publish_without_a_good_token_is_refused_before_its_body(self, auth, status):
-        """Headers that say no are answered at once and the connection closed: not one body byte is awaited."""
+    @pytest.mark.parametrize("path", [b"/events/a", b"/events", b"/events/"])
+    def test_a_publish_without_a_good_token_is_refused_before_its_body(self, auth, status, path):
+        """Headers that say no are answered at once and the connection closed: not one body byte is awaited
+        (a batch too: its channels are in the body, but no credential publishes on none)."""
         harness = Harness()
         client = Client(harness.site)
         client.protocol.dataReceived(
-            b"POST /events/a HTTP/1.1\r\nHost: x\r\n" + auth.encode() + b"Content-Length: 1000000\r\n\r\n"
+            b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth.encode() + b"Content-Length: 1000000\r\n\r\n"
         )
         answer = client.transport.value()
         assert answer.split(b" ")[1] == status and client.transport.disconnecting

@@ -10,6 +10,7 @@ from twisted_sse.core._block import Block
 from twisted_sse.core._channels import (
     CHANNEL_RULE,
     MAX_CHANNELS_PER_STREAM,
+    MAX_EVENT_TYPE,
     MAX_PATTERN_LENGTH,
     ChannelPatterns,
     checked_publication,
@@ -34,7 +35,7 @@ from twisted_sse.core._interfaces import Broker, History, Listener, Receiver
 from twisted_sse.core._logs import LEVELS, Budget, JsonLines, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
 from twisted_sse.core._pacer import Pacer
-from twisted_sse.core._publications import Publication, PublishQueue, Receipt
+from twisted_sse.core._publications import BatchRefused, Publication, PublishQueue, Receipt, parse_batch
 from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
 from twisted_sse.core._settings import RedisAddress, Settings
 from twisted_sse.core._shared_reads import SharedReads
@@ -43,6 +44,7 @@ __all__ = [
     "Block",
     "CHANNEL_RULE",
     "MAX_CHANNELS_PER_STREAM",
+    "MAX_EVENT_TYPE",
     "MAX_PATTERN_LENGTH",
     "ChannelPatterns",
     "checked_publication",
@@ -78,6 +80,8 @@ __all__ = [
     "set_level",
     "MemoryBroker",
     "Pacer",
+    "BatchRefused",
+    "parse_batch",
     "Publication",
     "PublishQueue",
     "Receipt",

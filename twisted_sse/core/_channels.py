@@ -14,11 +14,13 @@ from twisted_sse.core._framing import check_field
 
 __all__ = [
     "valid_channel", "checked_publication", "CHANNEL_RULE", "MAX_CHANNELS_PER_STREAM",
-    "ChannelPatterns", "valid_pattern", "MAX_PATTERN_LENGTH",
+    "ChannelPatterns", "valid_pattern", "MAX_PATTERN_LENGTH", "MAX_EVENT_TYPE",
 ]  # fmt: skip
 
 _CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 CHANNEL_RULE = "1-128 characters from A-Z a-z 0-9 _ . : -"
+MAX_EVENT_TYPE = 256
+"""Characters an event type may have."""
 MAX_CHANNELS_PER_STREAM = 64
 """How many channels one `GET /events?channel=...` may name."""
 
@@ -34,6 +36,8 @@ def checked_publication(channel: str, data: bytes | str, event: str | None) -> b
         raise ValueError(f"invalid channel name {channel!r}: use {CHANNEL_RULE}")
     if event is not None:
         check_field("event type", event)
+        if len(event) > MAX_EVENT_TYPE:
+            raise ValueError(f"the event type is longer than {MAX_EVENT_TYPE} characters")
     return data.encode("utf-8") if isinstance(data, str) else data
 
 

@@ -40,7 +40,7 @@ class Counters:
     __slots__ = (
         "streams_opened", "streams_refused", "messages", "slow_clients_cut", "connections_cut_pending",
         "auth_unavailable", "refused", "deliveries", "sent_bytes", "refused_streams", "publishes", "resumes",
-        "publish_seconds", "fanout_seconds",
+        "publish_seconds", "fanout_seconds", "published_events",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -65,7 +65,9 @@ class Counters:
         self.refused: dict[str, int] = {}
         """Requests denied, by reason (`unauthenticated`, `forbidden`)."""
         self.publishes: dict[str, int] = {}
-        """HTTP publishes by outcome (`ok`, `refused`, `failed`)."""
+        """HTTP publishes (a batch is one) by outcome (`ok`, `unreplicated`: 202, `refused`, `failed`)."""
+        self.published_events = 0
+        """Events published over HTTP (a batch counts each)."""
         self.resumes: dict[str, int] = {}
         """Streams that resumed, by outcome (`complete`, `lost`: with sse-lost, `ahead`, `failed`)."""
         self.publish_seconds = Histogram(_PUBLISH_BOUNDS)

@@ -12,6 +12,7 @@ batches go out, which is the order their answers come back in.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,54 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-__all__ = ["Publication", "Receipt", "PublishQueue"]
+from twisted_sse.core._channels import checked_publication
+
+__all__ = ["Publication", "Receipt", "PublishQueue", "parse_batch", "BatchRefused"]
 
 Publication = tuple[str, bytes, str | None]
 """(channel, data, event type or None): one event to publish, already checked."""
+
+
+class BatchRefused(ValueError):
+    """A batch with a bad line: nothing of it is published. `line` counts from 1."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"line {line}: {problem}")
+        self.line = line
+
+
+_FIELDS = frozenset({"channel", "data", "event"})
+
+
+def parse_batch(body: bytes, max_lines: int) -> list[Publication]:
+    """The events of an ndjson batch: one JSON object a line, {"channel": ..., "data": ..., "event": ...}
+    (event optional); blank lines are skipped. Any bad line refuses the whole batch (BatchRefused)."""
+    publications: list[Publication] = []
+    for number, line in enumerate(body.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        if len(publications) == max_lines:
+            raise BatchRefused(number, f"more than {max_lines} events in one batch")
+        try:
+            item = json.loads(line)
+        except (UnicodeDecodeError, ValueError):
+            raise BatchRefused(number, "not a JSON object") from None
+        if not isinstance(item, dict):
+            raise BatchRefused(number, "not a JSON object")
+        if unknown := set(item) - _FIELDS:
+            raise BatchRefused(number, f"unknown field {sorted(unknown)[0]!r}: use channel, data and event")
+        channel, data, event = item.get("channel"), item.get("data"), item.get("event")
+        if not isinstance(channel, str) or not isinstance(data, str) or not isinstance(event, str | None):
+            raise BatchRefused(number, "channel and data must be strings, and event a string when given")
+        try:
+            publications.append((channel, checked_publication(channel, data, event or None), event or None))
+        except UnicodeEncodeError:
+            raise BatchRefused(number, "data is not valid Unicode (a lone surrogate)") from None
+        except ValueError as error:
+            raise BatchRefused(number, str(error)) from None
+    if not publications:
+        raise BatchRefused(1, "no events: send one JSON object a line")
+    return publications
 
 
 @dataclass(frozen=True)

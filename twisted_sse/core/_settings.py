@@ -75,6 +75,8 @@ class Settings:
     """Seconds shutdown waits for streams and connections to close before cutting them."""
     redis_timeout: float = 5.0
     """Seconds a Redis command may take, and a silent subscriber connection may last."""
+    max_batch: int = 1000
+    """Events one batch publish (POST /events, ndjson) may hold; its body is bounded by max_message_size."""
     publish_replicas: int = 0
     """Replicas that must confirm a publish (WAIT, bounded by redis_timeout) before it is answered 200;
     unconfirmed in time: 202 with "replicated": false. 0: answered once the master has it."""

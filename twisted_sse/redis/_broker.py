@@ -90,6 +90,8 @@ _READ = Script.of(READ_SCRIPT)
 _POSITION = Script.of(POSITION_SCRIPT)
 _SETTLE = Script.of(SETTLE_SCRIPT)
 
+ISSUED_KEPT = 60.0
+"""Seconds an id this process issued stays on the list settling checks (a replica further behind is not covered)."""
 SETTLE_BATCH = 500
 """Channels settled per script call after a reconnection."""
 
@@ -150,6 +152,9 @@ class RedisBroker(Service):
         """Per subscribed channel, the newest durable id received: what settling checks the new Redis holds."""
         self._issued: EventKey | None = None
         """The highest id this process's publishes were given."""
+        self._recently_issued: dict[str, EventKey] = {}
+        """Per channel, the newest id this process's publishes were given in the last ISSUED_KEPT seconds:
+        settling cuts these too, for clients of other processes that may not have received them."""
         self._arrived: list[tuple[str, Event]] = []
         self._subscriber_factory = subscriber_factory(address, self)
         self._commands = command_factory(address, timeout)
@@ -213,16 +218,20 @@ class RedisBroker(Service):
 
     def _publish_batch(self, publications: list[Publication]) -> Deferred[Receipt]:
         script_keys, args = publish_many_call(self._prefix, publications, self._bounds)
-        published = self._script(_PUBLISH, script_keys, args).addCallback(self._issued_ids)
+        published = self._script(_PUBLISH, script_keys, args).addCallback(self._issued_ids, publications)
         if self._replicas:
             return published.addCallback(self._wait_for_replicas)
         return published.addCallback(Receipt)
 
-    def _issued_ids(self, reply: list[bytes]) -> list[str | None]:
-        ids: list[str | None] = [event_id.decode("ascii") for event_id in reply]
-        key = parse_id(ids[-1] or "") if ids else None
-        if key is not None and (self._issued is None or key > self._issued):
-            self._issued = key
+    def _issued_ids(self, reply: list[bytes], publications: list[Publication]) -> list[str | None]:
+        ids: list[str | None] = []
+        for event_id, (channel, _, _) in zip(reply, publications, strict=True):
+            ids.append(event_id.decode("ascii"))
+            key = parse_id(ids[-1] or "")
+            if key is not None:
+                self._recently_issued[channel] = key
+                if self._issued is None or key > self._issued:
+                    self._issued = key
         return ids
 
     def _wait_for_replicas(self, ids: list[str | None]) -> Deferred[Receipt]:
@@ -389,8 +398,10 @@ class RedisBroker(Service):
         if not known:
             return None
         highest = format_id(max(known)).encode("ascii")
-        newest = [(name.encode("ascii"), format_id(key).encode("ascii"))
-                  for name, key in sorted(self._newest.items()) if name in self._wanted]  # fmt: skip
+        checked = {name: key for name, key in self._newest.items() if name in self._wanted}
+        for name, key in self._recently_issued.items():
+            checked[name] = max(key, checked.get(name, key))
+        newest = [(name.encode("ascii"), format_id(key).encode("ascii")) for name, key in sorted(checked.items())]
         batches = [newest[i : i + SETTLE_BATCH] for i in range(0, len(newest), SETTLE_BATCH)] or [[]]
         calls = []
         for batch in batches:
@@ -470,6 +481,11 @@ class RedisBroker(Service):
         return done
 
     def _check_liveness(self) -> None:
+        oldest_kept = int((self._reactor.seconds() - ISSUED_KEPT) * 1000)
+        if self._recently_issued:
+            for channel, (ms, _) in list(self._recently_issued.items()):
+                if ms < oldest_kept:
+                    del self._recently_issued[channel]
         subscriber = self._subscriber
         if subscriber is None:
             return

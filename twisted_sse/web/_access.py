@@ -102,17 +102,26 @@ class AccessPolicy:
             raise Denied(403, f"the token does not allow subscribing to {', '.join(refused[:5])}")
         return grants.expires
 
-    def check_publish(self, request: Request, channel: str, publish_token: str) -> None:
-        """Allowed by the static publish token, or by a token whose `sse.publish` covers `channel`."""
+    def check_publish(self, request: Request, channels: Sequence[str], publish_token: str) -> None:
+        """Allowed by the static publish token, or by a token whose `sse.publish` covers every channel."""
+        grants = self.check_publisher(request, publish_token)
+        if grants is None:
+            return
+        refused = [channel for channel in channels if not grants.publish.matches(channel)]
+        if refused:
+            raise Denied(403, f"the token does not allow publishing to {', '.join(refused[:5])}")
+
+    def check_publisher(self, request: Request, publish_token: str) -> Grants | None:
+        """The publisher's credential, before knowing the channels: None for the static publish token
+        (every channel), a JWT's grants, or Denied (none, or not valid)."""
         credential = _bearer(request)
         if credential is None:
             raise Denied(401, "publishing needs an 'Authorization: Bearer TOKEN' header")
         if hmac.compare_digest(credential.encode("latin-1"), publish_token.encode("utf-8")):
-            return
+            return None
         if self._verifier is None:
             raise Denied(403, "the publish token is not valid")
-        if not self._verify(credential, code=403).publish.matches(channel):
-            raise Denied(403, f"the token does not allow publishing to {channel}")
+        return self._verify(credential, code=403)
 
     def _subscriber_credential(self, request: Request) -> str | None:
         bearer = _bearer(request)

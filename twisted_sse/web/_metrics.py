@@ -59,8 +59,9 @@ class SSECollector(Collector):
         yield _counter("sse_messages", "Messages received from the broker.", counters.messages)
         yield _counter("sse_deliveries", "Events written to clients (live and replayed).", counters.deliveries)
         yield _counter("sse_sent_bytes", "Bytes of the events written to clients.", counters.sent_bytes)
-        yield _by_label("sse_publishes", "HTTP publishes, by outcome (ok, refused, failed).", "outcome",
-                        counters.publishes)  # fmt: skip
+        yield _by_label("sse_publishes", "HTTP publishes (a batch is one), by outcome (ok, unreplicated, refused, "
+                        "failed).", "outcome", counters.publishes)  # fmt: skip
+        yield _counter("sse_published_events", "Events published over HTTP.", counters.published_events)
         yield _histogram("sse_publish_seconds", "From a publish's request to the broker's confirmation.",
                          counters.publish_seconds)  # fmt: skip
         yield _histogram("sse_fanout_seconds", "Handing one read's messages to every listening stream.",

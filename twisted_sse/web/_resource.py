@@ -3,6 +3,7 @@
     GET  /events/{channel}                    one stream
     GET  /events?channel=a&channel=b          one stream for several channels
     POST /events/{channel}[?event=TYPE]       publish the body (Bearer token needed)
+    POST /events  (application/x-ndjson)      publish a batch: {"channel", "data", "event"} a line
     HEAD, OPTIONS on both;  GET /healthz
 
 Errors are plain text with a status that says what is wrong. A stream request is only
@@ -27,16 +28,20 @@ from twisted.web.server import NOT_DONE_YET, Request
 from twisted_sse.core import (
     CHANNEL_RULE,
     MAX_CHANNELS_PER_STREAM,
+    MAX_EVENT_TYPE,
+    BatchRefused,
     Broker,
     Budget,
     EventKey,
     Hub,
     Logger,
+    Publication,
     Receipt,
     Settings,
     check_field,
     encode_comment,
     encode_retry,
+    parse_batch,
     parse_id,
     valid_channel,
 )
@@ -51,7 +56,6 @@ _T = TypeVar("_T")
 
 _log = Logger()
 
-MAX_EVENT_TYPE = 256
 _PREFLIGHT_HEADERS = b"Authorization, Content-Type, Last-Event-ID, Cache-Control"
 
 
@@ -270,7 +274,33 @@ class _Surface:
         return key
 
     def publish(self, request: Request, channel: str) -> int | bytes:
-        self.check(request, lambda: self.access.check_publish(request, channel, self.publish_token))
+        self.check(request, lambda: self.access.check_publish(request, [channel], self.publish_token))
+        data = self._body(request)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused(400, "the body is not valid UTF-8") from None
+        event = self._event_type(request)
+        return self._publish(request, [(channel, data, event)], lambda ids: {"channel": channel, "id": ids[0]})
+
+    def publish_batch(self, request: Request) -> int | bytes:
+        """An ndjson batch: every line checked and every channel allowed before anything is published."""
+        publisher = self.check(request, lambda: self.access.check_publisher(request, self.publish_token))
+        kind = (request.getHeader(b"content-type") or b"").split(b";", 1)[0].strip().lower()
+        if kind != b"application/x-ndjson":
+            raise _Refused(415, "a batch is Content-Type: application/x-ndjson, one JSON object a line; "
+                                "one event: POST /events/{channel}")  # fmt: skip
+        try:
+            publications = parse_batch(self._body(request), self.settings.max_batch)
+        except BatchRefused as refused:
+            raise _Refused(400, f"nothing published: {refused}") from None
+        if publisher is not None:
+            channels = list(dict.fromkeys(channel for channel, _, _ in publications))
+            self.check(request, lambda: self.access.check_publish(request, channels, self.publish_token))
+        return self._publish(request, publications, lambda ids: {"ids": ids})
+
+    def _body(self, request: Request) -> bytes:
+        """The request body, refused past --max-message-size (by its declared length before it is read)."""
         limit = self.settings.max_message_size
         declared = request.getHeader(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -279,32 +309,35 @@ class _Surface:
         data = request.content.read(limit + 1)
         if len(data) > limit:
             raise _Refused(413, f"the body is larger than {limit} bytes")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Refused(400, "the body is not valid UTF-8") from None
-        event = self._event_type(request)
+        return data
+
+    def _publish(
+        self, request: Request, publications: list[Publication], answer: Callable[[list[str | None]], dict[str, object]]
+    ) -> int:
+        """Hand checked publications to the broker; answer with `answer(ids)` once it confirmed them
+        (202 when replicas did not), 503 when it failed (nothing of it is answered as published)."""
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
         counters, started = self.hub.counters, self.clock.seconds()
 
         def published(receipt: Receipt) -> None:
-            counters.published("ok")
+            counters.published("unreplicated" if receipt.replicated is False else "ok")
+            counters.published_events += len(publications)
             counters.publish_seconds.observe(self.clock.seconds() - started)
             if not finished:
-                answer: dict[str, object] = {"channel": channel, "id": receipt.ids[0]}
-                request.write(_json(request, *_receipt_answer(receipt, answer)))
+                request.write(_json(request, *_receipt_answer(receipt, answer(receipt.ids))))
                 request.finish()
 
         def failed(failure: Failure) -> None:
             counters.published("failed")
+            channel = publications[0][0] if len(publications) == 1 else f"a batch of {len(publications)}"
             _log.warn("publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage())
             if not finished:
                 request.setHeader(b"retry-after", b"1")
                 request.write(_plain(request, 503, f"publishing failed: {failure.getErrorMessage()}"))
                 request.finish()
 
-        self.broker.publish([(channel, data, event)]).addCallbacks(published, failed)
+        self.broker.publish(publications).addCallbacks(published, failed)
         return NOT_DONE_YET
 
     @staticmethod
@@ -381,9 +414,9 @@ class _Channel(_Page):
 
 
 class _Events(_Page):
-    """`/events?channel=a&channel=b`: one stream for several channels."""
+    """`/events?channel=a&channel=b`: one stream for several channels; POST: a batch of events."""
 
-    methods = (b"GET", b"HEAD")
+    methods = (b"GET", b"HEAD", b"POST")
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -394,6 +427,12 @@ class _Events(_Page):
             return _ErrorPage(refused.code, refused.message)
 
     def answer(self, request: Request) -> int | bytes:
+        if request.method == b"POST":
+            try:
+                return self._surface.publish_batch(request)
+            except _Refused:
+                self._surface.hub.counters.published("refused")
+                raise
         raw = request.args.get(b"channel", [])
         if not raw:
             raise _Refused(400, "name a channel: /events/{channel} or /events?channel=a&channel=b")
@@ -486,15 +525,23 @@ class SSEResource(_Page):
         if method != b"POST":
             return None
         parts = path.split(b"?", 1)[0].split(b"/")
-        if len(parts) != 3 or parts[:2] != [b"", b"events"]:
+        surface = self._surface
+        if parts in ([b"", b"events"], [b"", b"events", b""]):  # a batch: its channels are in the body
+
+            def decide() -> None:
+                surface.access.check_publisher(request, surface.publish_token)
+        elif len(parts) == 3 and parts[:2] == [b"", b"events"]:
+            try:
+                channel = _checked_channel(parts[2])
+            except _Refused:
+                return None  # answered 400 once the request is in
+
+            def decide() -> None:
+                surface.access.check_publish(request, [channel], surface.publish_token)
+        else:
             return None
         try:
-            channel = _checked_channel(parts[2])
-        except _Refused:
-            return None  # answered 400 once the request is in
-        surface = self._surface
-        try:
-            surface.check(request, lambda: surface.access.check_publish(request, channel, surface.publish_token))
+            surface.check(request, decide)
         except _Refused as refused:
             surface.hub.counters.published("refused")
             return refused.code, b"Unauthorized" if refused.code == 401 else b"Forbidden", refused.message
