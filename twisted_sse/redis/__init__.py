@@ -6,11 +6,18 @@ installs a reactor, and `twistd` must be able to choose one first.
 
 from typing import Any
 
-from twisted_sse.redis._scripts import PUBLISH_SCRIPT, history_bounds, keys, publish_args
+from twisted_sse.redis._scripts import (
+    PUBLISH_MANY_SCRIPT,
+    PUBLISH_SCRIPT,
+    history_bounds,
+    keys,
+    publish_args,
+    publish_many_call,
+)
 from twisted_sse.redis._url import parse_redis_url
 
 __all__ = ["RedisBroker", "RedisUnavailable", "parse_redis_url", "PUBLISH_SCRIPT", "history_bounds", "keys",
-           "publish_args"]  # fmt: skip
+           "publish_args", "PUBLISH_MANY_SCRIPT", "publish_many_call"]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
