@@ -125,8 +125,9 @@ class Server:
             self.process.wait()
 
 
-def run_sseload(binary: str, mode: str, port: int, path: str, n: int, seconds: float) -> subprocess.Popen[str]:
-    argv = [binary, mode, "127.0.0.1", str(port), path, str(n), str(seconds), TOKEN]
+def run_sseload(binary: str, mode: str, port: int, path: str, n: int, seconds: float,
+                *extra: str) -> subprocess.Popen[str]:  # fmt: skip
+    argv = [binary, mode, "127.0.0.1", str(port), path, str(n), str(seconds), TOKEN, *extra]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
@@ -464,20 +465,35 @@ def churn(binary, kind, workdir, redis, rate, seconds):
         server.stop()
 
 
-def publish_http(binary, workdir, redis, concurrency, seconds):
-    """Durable publishes per second over HTTP POST from `concurrency` keep-alive connections."""
+def publish_http(binary, workdir, redis, concurrency, seconds, batch=1):
+    """Durable publishes per second over HTTP POST from `concurrency` keep-alive connections: one event a
+    POST (`batch` 1), or ndjson batches of `batch` events to POST /events. CPU per event is the daemon's
+    (and its Redis's, shown apart: the script runs there)."""
     server = Server("twisted-sse", workdir, redis)
+    redis.client().delete("sse:#history:pub")
     try:
-        cpu0 = cpu_seconds(server.pid)
-        result = finish(run_sseload(binary, "post", server.port, "/events/pub", concurrency, seconds))
+        cpu0, redis_cpu0 = cpu_seconds(server.pid), cpu_seconds(redis.process.pid)
+        if batch == 1:
+            load = run_sseload(binary, "post", server.port, "/events/pub", concurrency, seconds)
+        else:
+            load = run_sseload(binary, "postbatch", server.port, "/events", concurrency, seconds, str(batch))
+        result = finish(load)
         cpu = cpu_seconds(server.pid) - cpu0
-        stored = redis.client().xlen("sse:#history:pub")
+        redis_cpu = cpu_seconds(redis.process.pid) - redis_cpu0
+        events = result["responses"] * batch
+        last = redis.client().xrevrange("sse:#history:pub", count=1)
         return {
             "concurrency": concurrency,
-            "publishes_per_s": round(result["responses"] / result["seconds"]),
+            "batch": batch,
+            "requests_per_s": round(result["responses"] / result["seconds"]),
+            "publishes_per_s": round(events / result["seconds"]),
+            "server_cpu_us_per_publish": round(1e6 * cpu / events, 1) if events else None,
+            "redis_cpu_us_per_publish": round(1e6 * redis_cpu / events, 1) if events else None,
             "server_cpu_percent": round(100 * cpu / seconds, 1),
             "loadgen_cpu_s": result["loadgen_cpu_s"],
-            "in_history": stored,
+            "errors": result["errors"] + result["closed_by_server"],
+            "in_history": redis.client().xlen("sse:#history:pub"),
+            "last_in_history": last[0][1][b"d"].decode() if last else None,
         }
     finally:
         server.stop()
@@ -675,6 +691,7 @@ def main(argv=None) -> int:
                 record("churn", churn, binary, "twisted-sse", workdir, redis, rate, plan["churn_seconds"])
         if "publish" in args.scenarios:
             record("publish_http", publish_http, binary, workdir, redis, 32, plan["publish_seconds"])
+            record("publish_http", publish_http, binary, workdir, redis, 32, plan["publish_seconds"], 100)
             record("publish_python", publish_python, redis, plan["publish_seconds"])
         if "baseline" in args.scenarios:
             for n in plan["idle"]:

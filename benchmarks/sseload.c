@@ -5,6 +5,8 @@
  *   sseload churn  HOST PORT PATH RATE SECONDS open streams at RATE/s, drop each by RST
  *                                             once its first bytes arrived
  *   sseload post   HOST PORT PATH CONC SECONDS TOKEN   CONC keep-alive connections POSTing
+ *   sseload postbatch HOST PORT PATH CONC SECONDS TOKEN BATCH   the same, each POST an ndjson batch of
+ *                                             BATCH events on channel "pub" (responses counts POSTs)
  *
  * stream: an event's data is expected to start with "<publish time, ns since epoch> <seq>";
  * latency is arrival time minus publish time (same machine, same clock), and a jump in
@@ -98,7 +100,30 @@ static void send_get(conn_t *c) {
     if (write(c->fd, req, n) != n) errors_count++;
 }
 
+static int batch;
+
+static void send_batch(conn_t *c, long long seq) {
+    static char *body, *req;
+    if (!body) {
+        body = malloc(batch * 96 + 1);
+        req = malloc(batch * 96 + 1024);
+    }
+    int bl = 0;
+    for (int i = 0; i < batch; i++)
+        bl += sprintf(body + bl, "{\"channel\": \"pub\", \"data\": \"%lld %lld\"}\n", wall_ns(), seq * batch + i);
+    int n = sprintf(req,
+                    "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                    "Content-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s",
+                    path, host, token, bl, body);
+    if (write(c->fd, req, n) != n) errors_count++;
+    c->waiting = 1;
+}
+
 static void send_post(conn_t *c, long long seq) {
+    if (batch) {
+        send_batch(c, seq);
+        return;
+    }
     char body[64], req[1024];
     int bl = snprintf(body, sizeof body, "%lld %lld", wall_ns(), seq);
     int n = snprintf(req, sizeof req,
@@ -165,7 +190,7 @@ static void report(const char *mode, double elapsed, long long extra_count, cons
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: sseload stream|churn|post HOST PORT PATH N SECONDS [TOKEN]\n");
+        fprintf(stderr, "usage: sseload stream|churn|post|postbatch HOST PORT PATH N SECONDS [TOKEN [BATCH]]\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -187,7 +212,9 @@ int main(int argc, char **argv) {
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
     int ep = epoll_create1(0);
-    int is_stream = !strcmp(mode, "stream"), is_churn = !strcmp(mode, "churn"), is_post = !strcmp(mode, "post");
+    int is_stream = !strcmp(mode, "stream"), is_churn = !strcmp(mode, "churn");
+    int is_post = !strcmp(mode, "post") || !strcmp(mode, "postbatch");
+    if (!strcmp(mode, "postbatch")) batch = argc > 8 ? atoi(argv[8]) : 100;
     int slots = is_churn ? 65536 : n;
     conn_t *conns = calloc(slots, sizeof(conn_t));
     struct epoll_event events[1024];
@@ -255,7 +282,7 @@ int main(int argc, char **argv) {
                 } else if (is_post) {
                     /* one response per request: count status lines */
                     for (int j = 0; j + 12 <= r; j++)
-                        if (!memcmp(buf + j, "HTTP/1.1 200", 12)) completed++;
+                        if (!memcmp(buf + j, "HTTP/1.1 200", 12) || !memcmp(buf + j, "HTTP/1.1 202", 12)) completed++;
                     send_post(c, post_seq++);
                 }
             }

@@ -157,9 +157,16 @@ def _through_a_failover(cluster, daemon, until=(200,)):
     wait_until(lambda: len(publishing.acknowledged()) >= 20, timeout=10)
     cluster.kill_master()
     after = len(publishing.answers)
-    wait_until(lambda: sum(1 for code, *_ in publishing.answers[after:] if code in until) >= 10,
-               timeout=40, interval=0.2)  # fmt: skip
+    failed_over = time.monotonic()
+    try:
+        wait_until(lambda: sum(1 for code, *_ in publishing.answers[after:] if code in until) >= 10,
+                   timeout=60, interval=0.2)  # fmt: skip
+    except TimeoutError:
+        publishing.stop()
+        raise AssertionError(f"answers after the failover: {[code for code, *_ in publishing.answers[after:]]}\n"
+                             f"{daemon.log()[-3000:]}") from None  # fmt: skip
     publishing.stop()
+    print(f"{time.monotonic() - failed_over:.1f}s from the promotion to ten answers {until}")
     last = [event_id for code, event_id, _ in publishing.answers if code in until][-1]
     events = stream.read(1)
     while events[-1].last_event_id != last:
