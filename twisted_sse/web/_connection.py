@@ -212,6 +212,14 @@ class _GuardedChannel(HTTPChannel):
     def __init__(self, connection: HTTPConnection) -> None:
         super().__init__()
         self._connection = connection
+        self._host: Any = None
+
+    def getHost(self) -> Any:
+        """The local address, asked of the socket once per connection (Twisted's Request asks on every
+        request: a getsockname system call each)."""
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
     def busy(self) -> bool:
         """Never: the deadline is only armed while no request is being served."""

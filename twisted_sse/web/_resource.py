@@ -82,6 +82,14 @@ def _json(request: Request, code: int, value: object) -> bytes:
     return json.dumps(value).encode("utf-8") + b"\n"
 
 
+def _finish(request: Request, body: bytes) -> None:
+    """Answer a request whose render returned NOT_DONE_YET with `body`, whole: with its length, it goes
+    out unchunked, in one write."""
+    request.setHeader(b"content-length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
+
+
 def _receipt_answer(receipt: Receipt, answer: dict[str, object]) -> tuple[int, dict[str, object]]:
     """200, or 202 when the replicas asked for did not confirm in time (the events are live:
     publishing them again would duplicate them); "replicated" says which, when replicas were asked for."""
@@ -325,8 +333,7 @@ class _Surface:
             counters.published_events += len(publications)
             counters.publish_seconds.observe(self.clock.seconds() - started)
             if not finished:
-                request.write(_json(request, *_receipt_answer(receipt, answer(receipt.ids))))
-                request.finish()
+                _finish(request, _json(request, *_receipt_answer(receipt, answer(receipt.ids))))
 
         def failed(failure: Failure) -> None:
             counters.published("failed")
@@ -334,8 +341,7 @@ class _Surface:
             _log.warn("publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage())
             if not finished:
                 request.setHeader(b"retry-after", b"1")
-                request.write(_plain(request, 503, f"publishing failed: {failure.getErrorMessage()}"))
-                request.finish()
+                _finish(request, _plain(request, 503, f"publishing failed: {failure.getErrorMessage()}"))
 
         self.broker.publish(publications).addCallbacks(published, failed)
         return NOT_DONE_YET
