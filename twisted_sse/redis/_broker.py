@@ -152,7 +152,7 @@ class RedisBroker(Service):
         """Per subscribed channel, the newest durable id received: what settling checks the new Redis holds."""
         self._issued: EventKey | None = None
         """The highest id this process's publishes were given."""
-        self._recently_issued: dict[str, EventKey] = {}
+        self._recently_issued: dict[str, str] = {}
         """Per channel, the newest id this process's publishes were given in the last ISSUED_KEPT seconds:
         settling cuts these too, for clients of other processes that may not have received them."""
         self._arrived: list[tuple[str, Event]] = []
@@ -224,15 +224,16 @@ class RedisBroker(Service):
         return published.addCallback(Receipt)
 
     def _issued_ids(self, reply: list[bytes], publications: list[Publication]) -> list[str | None]:
-        ids: list[str | None] = []
-        for event_id, (channel, _, _) in zip(reply, publications, strict=True):
-            ids.append(event_id.decode("ascii"))
-            key = parse_id(ids[-1] or "")
-            if key is not None:
-                self._recently_issued[channel] = key
-                if self._issued is None or key > self._issued:
-                    self._issued = key
-        return ids
+        """The batch's ids (increasing, as the script issued them); noted for settling after a failover."""
+        ids = [event_id.decode("ascii") for event_id in reply]
+        recent = self._recently_issued
+        for event_id, (channel, _, _) in zip(ids, publications, strict=True):
+            recent[channel] = event_id
+        last = parse_id(ids[-1]) if ids else None
+        if last is not None and (self._issued is None or last > self._issued):
+            self._issued = last
+        answered: list[str | None] = list(ids)
+        return answered
 
     def _wait_for_replicas(self, ids: list[str | None]) -> Deferred[Receipt]:
         """WAIT on the publishing connection, bounded by the timeout (never WAIT n 0)."""
@@ -399,8 +400,10 @@ class RedisBroker(Service):
             return None
         highest = format_id(max(known)).encode("ascii")
         checked = {name: key for name, key in self._newest.items() if name in self._wanted}
-        for name, key in self._recently_issued.items():
-            checked[name] = max(key, checked.get(name, key))
+        for name, event_id in self._recently_issued.items():
+            key = parse_id(event_id)
+            if key is not None:
+                checked[name] = max(key, checked.get(name, key))
         newest = [(name.encode("ascii"), format_id(key).encode("ascii")) for name, key in sorted(checked.items())]
         batches = [newest[i : i + SETTLE_BATCH] for i in range(0, len(newest), SETTLE_BATCH)] or [[]]
         calls = []
@@ -483,8 +486,8 @@ class RedisBroker(Service):
     def _check_liveness(self) -> None:
         oldest_kept = int((self._reactor.seconds() - ISSUED_KEPT) * 1000)
         if self._recently_issued:
-            for channel, (ms, _) in list(self._recently_issued.items()):
-                if ms < oldest_kept:
+            for channel, event_id in list(self._recently_issued.items()):
+                if int(event_id.partition("-")[0]) < oldest_kept:
                     del self._recently_issued[channel]
         subscriber = self._subscriber
         if subscriber is None:
