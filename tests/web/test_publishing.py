@@ -1,5 +1,6 @@
 """Publishing over HTTP: the answer says what Redis and its replicas confirmed."""
 
+import io
 import json
 
 import pytest
@@ -131,3 +132,27 @@ def test_a_failed_batch_is_a_503_and_none_of_it_is_answered_as_published():
 
     response = _batch(Harness(broker=Down()), b'{"channel": "n", "data": "x"}\n{"channel": "m", "data": "y"}')
     assert response.status == 503 and b"publishing failed" in response.body
+
+
+def test_the_resource_trusts_the_sites_screen_only_for_the_very_channel_it_checked():
+    """`SSEResource.screen` checks a publish on its headers and records the channel; the resource then
+    skips checking that channel again (a JWT is verified once), and checks any other."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from twisted_sse.web._resource import _SCREENED
+
+    harness = Harness()
+
+    def post(channel, screened):
+        request = DummyRequest([b"events", channel.encode()])
+        request.method = b"POST"
+        request.content = io.BytesIO(b"x")
+        setattr(request, _SCREENED, screened)
+        harness.service.resource.getChildWithDefault(b"events", request).getChildWithDefault(
+            channel.encode(), request
+        ).render(request)
+        return request
+
+    assert post("news", screened="other").responseCode == 401  # no token, and not this channel's screen
+    allowed = post("news", screened="news")
+    assert allowed.responseCode in (None, 200) and json.loads(b"".join(allowed.written))["channel"] == "news"

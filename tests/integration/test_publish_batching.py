@@ -1,0 +1,79 @@
+"""Publishes that arrive together go to a real Redis together, and each publisher still gets its own answer."""
+
+import http.client
+import json
+import threading
+
+from testbed import Daemon, RedisServer, get, wait_until
+from tests.live import LiveStream
+from twisted_sse.core import parse_id
+
+TOKEN = {"Authorization": "Bearer s3cret"}
+
+
+def _publisher(port, count, answers):
+    """One keep-alive connection publishing `count` events in turn; (status, id) of each into `answers`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for n in range(count):
+        try:
+            connection.request("POST", "/events/c", body=b"%d" % n, headers=TOKEN)
+            response = connection.getresponse()
+            body = response.read()
+            answers.append((response.status, json.loads(body)["id"] if response.status == 200 else None))
+        except (OSError, http.client.HTTPException):
+            answers.append((0, None))
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+
+def test_concurrent_publishes_share_script_calls_and_each_gets_its_own_increasing_id(tmp_path, redis_db):
+    daemon = Daemon(tmp_path, "--publish-token", "s3cret", redis_url=redis_db.url)
+    try:
+        redis_db.client().config_resetstat()
+        per_connection = [[] for _ in range(16)]
+        threads = [threading.Thread(target=_publisher, args=(daemon.port, 50, answers)) for answers in per_connection]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        ids = []
+        for answers in per_connection:
+            assert {status for status, _ in answers} == {200}
+            keys = [parse_id(event_id) for _, event_id in answers]
+            assert keys == sorted(keys)  # one publisher's acknowledgements: strictly increasing ids
+            ids += [event_id for _, event_id in answers]
+        assert len(set(ids)) == 800
+        history = [entry[0].decode() for entry in redis_db.client().xrange("sse:#history:c")]
+        assert sorted(ids, key=parse_id) == history  # every acknowledged id is stored, in id order
+        stats = redis_db.client().info("commandstats")
+        calls = stats.get("cmdstat_evalsha", {}).get("calls", 0) + stats.get("cmdstat_eval", {}).get("calls", 0)
+        assert calls < 800, calls  # fewer script calls than publishes
+        print(f"800 publishes from 16 connections: {calls} script calls")
+    finally:
+        daemon.stop()
+
+
+def test_when_redis_dies_mid_publishing_every_acknowledged_event_was_delivered_and_the_rest_failed(tmp_path):
+    redis = RedisServer(tmp_path)
+    daemon = Daemon(tmp_path, "--publish-token", "s3cret", "--redis-timeout", "2", redis_url=redis.url)
+    try:
+        stream = LiveStream(daemon.port, "/events/c", timeout=30)
+        wait_until(lambda: get(daemon.port, "/healthz")[0] == 200, timeout=10)
+        per_connection = [[] for _ in range(8)]
+        threads = [threading.Thread(target=_publisher, args=(daemon.port, 400, answers)) for answers in per_connection]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: sum(map(len, per_connection)) >= 300, timeout=30)
+        redis.kill()
+        for thread in threads:
+            thread.join(120)
+        answers = [answer for answers in per_connection for answer in answers]
+        acknowledged = {event_id for status, event_id in answers if status == 200}
+        assert {status for status, _ in answers} <= {200, 503}
+        assert 300 <= len(acknowledged) < len(answers)
+        received = set()
+        while not acknowledged <= received:
+            received |= {event.last_event_id for event in stream.read(len(stream.events) + 1)}
+        stream.close()
+    finally:
+        daemon.stop()
+        redis.stop()
