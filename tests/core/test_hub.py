@@ -146,3 +146,25 @@ def test_coalescing_holds_messages_and_writes_them_as_one_block():
     broker.message("b", b"5")
     hub.flush()  # e.g. at shutdown, before streams are closed
     assert multi.delivered[-2:] == [b"data: 4\n\n", b"data: 5\n\n"] and not clock.getDelayedCalls()
+
+
+def test_a_channels_version_changes_with_each_message_and_each_new_hold():
+    """What keeps a history read current (SharedReads): None until the broker delivers the channel."""
+    broker = ManualBroker()
+    hub = Hub(broker)
+    a = RecordingListener()
+    hub.add(a, ["news"])
+    assert hub.version("news") is None  # subscribing: not delivered yet
+    broker.pending["news"].callback(None)
+    first = hub.version("news")
+    assert first is not None and hub.version("news") == first
+    broker.message("other", b"x")
+    assert hub.version("news") == first  # another channel's message
+    broker.message("news", b"x")
+    second = hub.version("news")
+    assert second != first
+    hub.remove(a)
+    assert hub.version("news") is None
+    hub.add(a, ["news"])
+    broker.pending["news"].callback(None)
+    assert hub.version("news") not in (None, first, second)

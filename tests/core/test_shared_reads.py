@@ -152,3 +152,95 @@ def test_with_a_window_resumes_that_trickle_in_share_one_read():
     assert len(broker.reads) == 1 and reads.reads == 1
     broker.answer_reads()
     assert [len(answer.result.events) for answer in asked] == [9, 8, 7, 6]
+
+
+class Versions:
+    """The hub's channel versions, as the test sets them."""
+
+    def __init__(self):
+        self.of = {"news": 1}
+
+    def __call__(self, channel):
+        return self.of.get(channel)
+
+
+def _current(window=0.005):
+    broker, ids = _broker()
+    versions = Versions()
+    reads = SharedReads(broker, DeferredSemaphore(8), broker._clock, window=window, version=versions)
+    first = reads.alone().history("news", ids[2], 100, 0)
+    broker._clock.advance(window)
+    broker.answer_reads()
+    assert _data(first.result) == [b"%d" % n for n in range(3, 10)]
+    return broker, ids, reads, versions
+
+
+def test_resumes_of_a_quiet_channel_after_its_read_are_answered_from_it_each_with_its_own_events():
+    """A whole read stays current while its channel's version does: later single-channel resumes from ids
+    at or after its start cost no read, however long after it they come (within CURRENT_FOR)."""
+    broker, ids, reads, _ = _current()
+    later = []
+    for n in (2, 5, 9):
+        broker._clock.advance(0.1)
+        later.append(reads.alone().history("news", ids[n], 100, 0))
+    assert broker.reads == [] and reads.reads == 1 and reads.answered_current == 3
+    assert [_data(answer.result) for answer in later] == [[b"%d" % m for m in range(n + 1, 10)] for n in (2, 5, 9)]
+
+
+def test_a_message_of_the_channel_a_release_or_time_ends_a_current_read():
+    from twisted_sse.core._shared_reads import CURRENT_FOR
+
+    broker, ids, reads, versions = _current()
+    versions.of["news"] = 2  # a message arrived (or the channel was released and held again)
+    reads.alone().history("news", ids[5], 100, 0)
+    broker._clock.advance(0.005)
+    assert len(broker.reads) == 1
+    broker.answer_reads()
+    broker._clock.advance(CURRENT_FOR + 0.001)
+    reads.alone().history("news", ids[5], 100, 0)
+    broker._clock.advance(0.005)
+    assert len(broker.reads) == 1  # too old
+    broker.answer_reads()
+    del versions.of["news"]  # no longer delivered here
+    reads.alone().history("news", ids[5], 100, 0)
+    broker._clock.advance(0.005)
+    assert len(broker.reads) == 1 and reads.answered_current == 0
+
+
+def test_only_ids_the_current_read_covers_and_only_single_channel_resumes_use_it():
+    """Before the read's start, beyond its as_of (an id issued since, on another channel), or for a
+    stream of several channels: a read of its own."""
+    broker, ids, reads, _ = _current()
+    beyond = publish_one(broker, "other", b"x")
+    asks = [
+        reads.alone().history("news", ids[1], 100, 0),  # before the read's start
+        reads.alone().history("news", parse_id(beyond), 100, 0),  # beyond its as_of
+        reads.history("news", ids[5], 100, 0),  # a stream of several channels
+    ]
+    broker._clock.advance(0.005)
+    broker.answer_reads()
+    broker._clock.advance(0.005)
+    broker.answer_reads()
+    assert reads.answered_current == 0 and reads.reads == 2  # the three shared one read of their own
+    assert [_data(answer.result) for answer in asks] == [
+        [b"%d" % n for n in range(2, 10)],
+        [],
+        [b"%d" % n for n in range(6, 10)],
+    ]
+
+
+def test_a_partial_read_is_never_current_and_current_reads_are_bounded_in_bytes(monkeypatch):
+    from twisted_sse.core import _shared_reads
+
+    broker, ids = _broker()
+    versions = Versions()
+    reads = SharedReads(broker, DeferredSemaphore(8), broker._clock, window=0.005, version=versions)
+    reads.alone().history("news", ids[0], 3, 0)  # a page of 3 of the 9 events after it
+    broker._clock.advance(0.005)
+    broker.answer_reads()
+    assert reads._current == {}
+    monkeypatch.setattr(_shared_reads, "CURRENT_BYTES", 5)
+    reads.alone().history("news", ids[0], 100, 0)  # 9 bytes of data: more than may be kept
+    broker._clock.advance(0.005)
+    broker.answer_reads()
+    assert reads._current == {} and reads._current_bytes == 0

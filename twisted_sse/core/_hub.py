@@ -7,6 +7,7 @@ same bytes are handed to each listener, after at most `coalesce` seconds on a cl
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
@@ -26,15 +27,20 @@ _log = Logger()
 _PENDING = object()
 
 
-class _Channel:
-    """Listeners of one channel, and the state of its broker subscription."""
+_versions = itertools.count(1)
 
-    __slots__ = ("listeners", "outcome", "waiting")
+
+class _Channel:
+    """Listeners of one channel, the state of its broker subscription, and its version: a number
+    drawn anew when the channel is held and whenever a message of it arrives."""
+
+    __slots__ = ("listeners", "outcome", "waiting", "version")
 
     def __init__(self) -> None:
         self.listeners: set[Listener] = set()
         self.outcome: Failure | None | object = _PENDING
         self.waiting: list[Deferred[None]] = []
+        self.version = next(_versions)
 
 
 def _first_failure(failure: Failure) -> Failure:
@@ -130,6 +136,11 @@ class Hub:
         channels' messages merged in arrival order.
         """
         self.counters.messages += len(messages)
+        channels = self._channels
+        for name, _ in messages:
+            channel = channels.get(name)
+            if channel is not None:
+                channel.version = next(_versions)
         if self._coalesce:
             self._held.extend(messages)
             if self._flush_call is None:
@@ -175,6 +186,15 @@ class Hub:
                 counters.sent_bytes += len(block.data)
         if self._clock is not None:
             counters.fanout_seconds.observe(self._clock.seconds() - started)
+
+    def version(self, name: str) -> int | None:
+        """Channel `name`'s version while the broker delivers it (None otherwise): unchanged only while no
+        message of it arrived and it was not released, so a history read made at one version is
+        still all there is to read, up to its `as_of`, while the version stays."""
+        channel = self._channels.get(name)
+        if channel is None or channel.outcome is not None:
+            return None
+        return channel.version
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment to every open stream."""

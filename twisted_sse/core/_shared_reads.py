@@ -10,13 +10,28 @@ begins, `Missed.held_from`). A reader whose id lies beyond what that read reache
 for the next one. So Redis sees about one read per channel at a time, whatever the
 number of clients; and the reads that do go out take one of the process's resume slots
 (`--max-resumes`) each, for as long as Redis works on them.
+
+A read that came back whole (no page bound cut it) stays *current* while nothing changes
+its channel: no message of it arrived and it was not released since the read started
+(the hub's `version`). A resume of that ONE channel arriving then (`alone()`), from an id
+between the read's start and its `as_of`, is answered from it without asking Redis:
+everything after `as_of` reaches that stream live, because the channel was delivering all
+along and the stream now listens. So a storm of resumes of a quiet channel costs one read,
+however long the clients take to arrive. Not for a stream of several channels: its pages
+send nothing from history past the oldest of its reads' `as_of` (later events come live,
+in order), and an old snapshot of one channel would hold back events of the others that
+were published before the stream listened, and will never come live. Current reads are
+kept for CURRENT_FOR seconds at most, and CURRENT_BYTES of event data in all (the oldest
+go first).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -24,6 +39,20 @@ from twisted_sse.core._history import EventKey, Missed, page_of, parse_id
 from twisted_sse.core._interfaces import History
 
 __all__ = ["SharedReads"]
+
+CURRENT_FOR = 1.0
+"""Seconds a whole read stays current (at most: a message of its channel ends it sooner)."""
+CURRENT_BYTES = 8 * 1024 * 1024
+"""Event data that current reads may hold in all."""
+
+
+@dataclass
+class _Current:
+    start: EventKey
+    missed: Missed
+    version: int
+    until: float
+    size: int
 
 
 @dataclass
@@ -38,22 +67,45 @@ class SharedReads:
     """A `history` in front of the broker's that shares reads of the same channel (single flight)."""
 
     def __init__(
-        self, broker: History, slots: DeferredSemaphore, clock: IReactorTime | None = None, window: float = 0.0
+        self,
+        broker: History,
+        slots: DeferredSemaphore,
+        clock: IReactorTime | None = None,
+        window: float = 0.0,
+        version: Callable[[str], int | None] | None = None,
     ) -> None:
         """`window` > 0 (seconds, needs `clock`): a read waits that long for others to join it, so that even
-        resumes that trickle in (a client every millisecond) share reads: at most one per window per channel."""
+        resumes that trickle in (a client every millisecond) share reads: at most one per window per channel.
+        `version` (the hub's): with a window, whole reads stay current while their channel's version does."""
         self._broker = broker
         self._slots = slots
         self._clock = clock
         self._window = window if clock is not None else 0.0
+        self._version = version if self._window else None
         self._scheduled: set[str] = set()
         self._waiting: dict[str, list[_Ask]] = {}
         self._reading: set[str] = set()
+        self._current: OrderedDict[str, _Current] = OrderedDict()
+        self._current_bytes = 0
         self.reads = 0
         """Reads sent to the broker (for tests and metrics)."""
+        self.answered_current = 0
+        """Asks answered from a current read, without a read of their own."""
 
-    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
+    def alone(self) -> History:
+        """These reads, for a stream of one channel: answered from a current read when there is one."""
+        return _Alone(self)
+
+    def history(
+        self, channel: str, after: EventKey, count: int = 0, size: int = 0, current: bool = False
+    ) -> Deferred[Missed]:
+        """`current`: the asker listens to this channel only (see `alone`)."""
         ask = _Ask(after, count, size)
+        if current and channel in self._current:
+            answer = self._from_current(channel, ask)
+            if answer is not None:
+                self.answered_current += 1
+                return succeed(answer)
         self._waiting.setdefault(channel, []).append(ask)
         if channel in self._reading or channel in self._scheduled:
             return ask.answer  # a read is coming: this ask goes with the next one
@@ -75,15 +127,19 @@ class SharedReads:
         if not asks:
             return
         self._reading.add(channel)
+        version = self._version(channel) if self._version is not None else None
         start = min(ask.after for ask in asks)
         count = 0 if any(not ask.count for ask in asks) else max(ask.count for ask in asks)
         size = 0 if any(not ask.size for ask in asks) else max(ask.size for ask in asks)
         self.reads += 1
         read = self._slots.run(self._broker.history, channel, start, count, size)
-        read.addCallbacks(self._answer, self._failed, callbackArgs=(channel, asks), errbackArgs=(channel, asks))
+        read.addCallbacks(self._answer, self._failed, callbackArgs=(channel, asks, start, version),
+                          errbackArgs=(channel, asks))  # fmt: skip
 
-    def _answer(self, missed: Missed, channel: str, asks: list[_Ask]) -> None:
+    def _answer(self, missed: Missed, channel: str, asks: list[_Ask], start: EventKey, version: int | None) -> None:
         self._reading.discard(channel)
+        if version is not None and not missed.more and missed.ahead is None and missed.as_of is not None:
+            self._keep(channel, _Current(start, missed, version, 0.0, sum(len(e.data) for e in missed.events)))
         later = []
         for ask in asks:
             answer = _for(ask, missed)
@@ -96,12 +152,48 @@ class SharedReads:
         if channel in self._waiting:
             self._read(channel)
 
+    def _keep(self, channel: str, current: _Current) -> None:
+        assert self._clock is not None
+        if current.size > CURRENT_BYTES:
+            return
+        self._drop(channel)
+        current.until = self._clock.seconds() + CURRENT_FOR
+        self._current[channel] = current
+        self._current_bytes += current.size
+        while self._current_bytes > CURRENT_BYTES:
+            self._drop(next(iter(self._current)))
+
+    def _drop(self, channel: str) -> None:
+        gone = self._current.pop(channel, None)
+        if gone is not None:
+            self._current_bytes -= gone.size
+
+    def _from_current(self, channel: str, ask: _Ask) -> Missed | None:
+        """`ask`'s answer from the channel's current read, when it is still current and covers `ask`'s id."""
+        assert self._clock is not None and self._version is not None
+        current = self._current[channel]
+        if self._clock.seconds() > current.until or self._version(channel) != current.version:
+            self._drop(channel)
+            return None
+        assert current.missed.as_of is not None
+        if not current.start <= ask.after <= current.missed.as_of:
+            return None
+        return _for(ask, current.missed)
+
     def _failed(self, failure: Failure, channel: str, asks: list[_Ask]) -> None:
         self._reading.discard(channel)
         for ask in asks:
             ask.answer.errback(failure)
         if channel in self._waiting:
             self._read(channel)
+
+
+class _Alone:
+    def __init__(self, reads: SharedReads) -> None:
+        self._reads = reads
+
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
+        return self._reads.history(channel, after, count, size, current=True)
 
 
 def _for(ask: _Ask, missed: Missed) -> Missed | None:

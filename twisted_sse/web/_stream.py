@@ -86,7 +86,7 @@ class Streams:
     read that goes to the broker)."""
 
     def __post_init__(self) -> None:
-        self.reads = SharedReads(self.broker, self.resumes.slots, self.clock, self.resumes.window)
+        self.reads = SharedReads(self.broker, self.resumes.slots, self.clock, self.resumes.window, self.hub.version)
         self.opened = Budget(_log, "stream openings", self.clock)
         self.closed = Budget(_log, "stream closings", self.clock)
 
@@ -169,7 +169,9 @@ class EventStream:
 
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
         resumes = self._shared.resumes
-        self._pages = HistoryPages(self._shared.reads, self.channels, after, resumes.page_events, resumes.page_bytes)
+        reads = self._shared.reads
+        history = reads.alone() if len(self.channels) == 1 else reads
+        self._pages = HistoryPages(history, self.channels, after, resumes.page_events, resumes.page_bytes)
         return self._read_pages()
 
     def _read_pages(self) -> Deferred[None]:
