@@ -509,8 +509,9 @@ def publish_python(redis, seconds):
     return {"publishes_per_s": round(count / (time.monotonic() - started))}
 
 
-async def _resume(port, path, last_id, expected, start_at, results):
-    """One client: connect at `start_at`, resume after `last_id`, read until it has as many events as expected."""
+async def _resume(port, path, last_id, expected, start_at, results, clients, all_in):
+    """One client: connect at `start_at`, resume after `last_id`, read until it has as many events as expected;
+    then stay connected, as a browser does, until every client has caught up (`all_in`)."""
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {last_id}\r\n\r\n".encode())
@@ -521,11 +522,16 @@ async def _resume(port, path, last_id, expected, start_at, results):
             if not chunk:
                 break
             buffer += chunk
-            found = re.findall(rb"\nid: ([0-9]+-[0-9]+)\n", buffer)
-            ids = [i.decode() for i in found]
+            end = buffer.rfind(b"\n\n")  # parse whole events only, each once
+            if end >= 0:
+                ids += [i.decode() for i in re.findall(rb"\nid: ([0-9]+-[0-9]+)\n", b"\n" + buffer[: end + 2])]
+                buffer = buffer[end + 2 :]
+        results.append((time.monotonic(), ids))
+        if len(results) == clients:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), timeout=120)
     finally:
         writer.close()
-    results.append((time.monotonic(), ids))
 
 
 def storm(binary, workdir, redis, clients, channels, behind=100, spread=1.0):
@@ -548,8 +554,9 @@ def storm(binary, workdir, redis, clients, channels, behind=100, spread=1.0):
         began = time.monotonic()
 
         async def all_clients():
+            all_in = asyncio.Event()
             await asyncio.gather(*[
-                _resume(server.port, path, start, expected, began + spread * n / clients, results)
+                _resume(server.port, path, start, expected, began + spread * n / clients, results, clients, all_in)
                 for n in range(clients)
             ])  # fmt: skip
 
