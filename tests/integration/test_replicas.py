@@ -47,7 +47,7 @@ def test_a_publish_is_answered_200_once_the_replica_has_it_and_202_when_it_does_
         status, _, body = get(daemon.port, "/events/news", "POST", b"unconfirmed", TOKEN)
         took = time.monotonic() - started
         answer = json.loads(body)
-        assert (status, answer["replicated"]) == (202, False) and 0.9 < took < 3, (status, took)
+        assert (status, answer["replicated"]) == (202, False) and 0.7 < took < 3, (status, took)  # WAIT: 3/4 s
         assert [(e.data, e.last_event_id) for e in stream.read(2)][1] == ("unconfirmed", answer["id"])  # live
         batch = b'{"channel": "news", "data": "a"}\n{"channel": "news", "data": "b"}'
         status, _, body = get(daemon.port, "/events", "POST", batch, {**TOKEN, "Content-Type": "application/x-ndjson"})

@@ -92,6 +92,8 @@ _SETTLE = Script.of(SETTLE_SCRIPT)
 
 ISSUED_KEPT = 60.0
 """Seconds an id this process issued stays on the list settling checks (a replica further behind is not covered)."""
+WAIT_SHARE = 0.75
+"""The share of --redis-timeout a WAIT for replicas may take."""
 SETTLE_BATCH = 500
 """Channels settled per script call after a reconnection."""
 
@@ -236,9 +238,11 @@ class RedisBroker(Service):
         return answered
 
     def _wait_for_replicas(self, ids: list[str | None]) -> Deferred[Receipt]:
-        """WAIT on the publishing connection, bounded by the timeout (never WAIT n 0)."""
-        wait_ms = b"%d" % max(1, int(self._timeout * 1000))
-        waited = self._wait(b"%d" % self._replicas, wait_ms).addTimeout(self._timeout + 1, self._reactor)
+        """WAIT on the publishing connection for WAIT_SHARE of the timeout (never WAIT n 0): its answer
+        then comes well within the timeout every command on that connection has, which would otherwise
+        cut the connection whenever replicas don't confirm."""
+        wait_ms = b"%d" % max(1, int(self._timeout * WAIT_SHARE * 1000))
+        waited = self._wait(b"%d" % self._replicas, wait_ms).addTimeout(self._timeout, self._reactor)
 
         def confirmed(count: Any) -> Receipt:
             return Receipt(ids, int(count) >= self._replicas)
