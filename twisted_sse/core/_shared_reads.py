@@ -27,6 +27,7 @@ go first).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ CURRENT_BYTES = 8 * 1024 * 1024
 class _Current:
     start: EventKey
     missed: Missed
+    keys: list[EventKey]
     version: int
     until: float
     size: int
@@ -138,11 +140,13 @@ class SharedReads:
 
     def _answer(self, missed: Missed, channel: str, asks: list[_Ask], start: EventKey, version: int | None) -> None:
         self._reading.discard(channel)
+        keys = _keys(missed)
         if version is not None and not missed.more and missed.ahead is None and missed.as_of is not None:
-            self._keep(channel, _Current(start, missed, version, 0.0, sum(len(e.data) for e in missed.events)))
+            size = sum(len(event.data) for event in missed.events)
+            self._keep(channel, _Current(start, missed, keys, version, 0.0, size))
         later = []
         for ask in asks:
-            answer = _for(ask, missed)
+            answer = _for(ask, missed, keys)
             if answer is None:
                 later.append(ask)
             else:
@@ -178,7 +182,7 @@ class SharedReads:
         assert current.missed.as_of is not None
         if not current.start <= ask.after <= current.missed.as_of:
             return None
-        return _for(ask, current.missed)
+        return _for(ask, current.missed, current.keys)
 
     def _failed(self, failure: Failure, channel: str, asks: list[_Ask]) -> None:
         self._reading.discard(channel)
@@ -196,14 +200,19 @@ class _Alone:
         return self._reads.history(channel, after, count, size, current=True)
 
 
-def _for(ask: _Ask, missed: Missed) -> Missed | None:
-    """What `ask` gets from a read made for an id at or before its own; None when the read stopped before it."""
+def _keys(missed: Missed) -> list[EventKey]:
+    """The ids of a read's events as keys, parsed once for every ask it answers (history ids always parse)."""
+    return [parse_id(event.id) or (0, 0) for event in missed.events]
+
+
+def _for(ask: _Ask, missed: Missed, keys: list[EventKey]) -> Missed | None:
+    """What `ask` gets from a read made for an id at or before its own (`keys`: its events' ids, in
+    order); None when the read stopped before it."""
     if missed.ahead is not None:
         return missed  # the read's id was beyond everything issued: so is this one
-    keys = [parse_id(event.id) for event in missed.events]
-    if missed.more and (not keys or (keys[-1] or (0, 0)) <= ask.after):
+    if missed.more and (not keys or keys[-1] <= ask.after):
         return None
-    events = [event for event, key in zip(missed.events, keys, strict=True) if key is not None and key > ask.after]
+    events = missed.events[bisect_right(keys, ask.after) :]
     page, cut_short = page_of(events, ask.count, ask.size)
     lost = ask.after < missed.held_from if missed.held_from is not None else missed.lost
     return Missed(lost, page, None, cut_short or missed.more, missed.held_from, missed.as_of)
