@@ -509,34 +509,18 @@ def publish_python(redis, seconds):
     return {"publishes_per_s": round(count / (time.monotonic() - started))}
 
 
-async def _resume(port, path, last_id, expected, start_at, results, clients, all_in):
-    """One client: connect at `start_at`, resume after `last_id`, read until it has as many events as expected;
-    then stay connected, as a browser does, until every client has caught up (`all_in`)."""
-    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {last_id}\r\n\r\n".encode())
-    ids, buffer = [], b""
-    try:
-        while len(ids) < len(expected):
-            chunk = await asyncio.wait_for(reader.read(1 << 16), timeout=60)
-            if not chunk:
-                break
-            buffer += chunk
-            end = buffer.rfind(b"\n\n")  # parse whole events only, each once
-            if end >= 0:
-                ids += [i.decode() for i in re.findall(rb"\nid: ([0-9]+-[0-9]+)\n", b"\n" + buffer[: end + 2])]
-                buffer = buffer[end + 2 :]
-        results.append((time.monotonic(), ids))
-        if len(results) == clients:
-            all_in.set()
-        await asyncio.wait_for(all_in.wait(), timeout=120)
-    finally:
-        writer.close()
+def _fnv1a(ids):
+    """FNV-1a 64 of the ids, each followed by LF: what sseload's resume mode hashes what it received with."""
+    value = 14695981039346656037
+    for byte in "".join(f"{event_id}\n" for event_id in ids).encode():
+        value = ((value ^ byte) * 1099511628211) % (1 << 64)
+    return f"{value:x}"
 
 
 def storm(binary, workdir, redis, clients, channels, behind=100, spread=1.0):
     """`clients` resume at once (spread over `spread` s), `behind` events back on `channels` channels: time until
-    all caught up, history reads Redis ran, daemon peak RSS, clients that lost or doubled an event."""
+    all caught up, history reads Redis ran, daemon peak RSS, clients that lost or doubled an event. The clients
+    are sseload's (C): each stays connected until all caught up, as browsers do."""
     import resource as _rlimit
 
     soft, hard = _rlimit.getrlimit(_rlimit.RLIMIT_NOFILE)
@@ -550,26 +534,19 @@ def storm(binary, workdir, redis, clients, channels, behind=100, spread=1.0):
         path = "/events?" + "&".join(f"channel={name}" for name in names)
         stats = redis.client().info("commandstats")
         scripts0 = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
-        results: list = []
-        began = time.monotonic()
-
-        async def all_clients():
-            all_in = asyncio.Event()
-            await asyncio.gather(*[
-                _resume(server.port, path, start, expected, began + spread * n / clients, results, clients, all_in)
-                for n in range(clients)
-            ])  # fmt: skip
-
-        asyncio.run(all_clients())
-        took = max(done for done, _ in results) - began
+        load = run_sseload(binary, "resume", server.port, path, clients, 120, start, str(len(expected)), str(spread),
+                           _fnv1a(expected))  # fmt: skip
+        result = finish(load)
+        took = result["last_caught_up_s"]
         stats = redis.client().info("commandstats")
         scripts = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval")) - scripts0
-        wrong = sum(1 for _, ids in results if ids != expected)
+        wrong = result["wrong"] + clients - result["caught_up"]
         status = Path(f"/proc/{server.pid}/status").read_text()
         peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
         return {"clients": clients, "channels": channels, "behind": behind, "caught_up_seconds": round(took, 2),
                 "history_reads": scripts, "reads_per_client": round(scripts / clients, 3),
-                "clients_with_loss_or_duplicates": wrong, "daemon_peak_rss_mib": round(peak / 1024, 1)}  # fmt: skip
+                "clients_with_loss_or_duplicates": wrong, "daemon_peak_rss_mib": round(peak / 1024, 1),
+                "loadgen_cpu_s": result["loadgen_cpu_s"]}  # fmt: skip
     finally:
         server.stop()
         _rlimit.setrlimit(_rlimit.RLIMIT_NOFILE, (soft, hard))

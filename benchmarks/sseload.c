@@ -7,6 +7,12 @@
  *   sseload post   HOST PORT PATH CONC SECONDS TOKEN   CONC keep-alive connections POSTing
  *   sseload postbatch HOST PORT PATH CONC SECONDS TOKEN BATCH   the same, each POST an ndjson batch of
  *                                             BATCH events on channel "pub" (responses counts POSTs)
+ *   sseload resume HOST PORT PATH N SECONDS TOKEN LASTID EXPECTED SPREAD HASH   a reconnect storm: N
+ *                                             streams opened over SPREAD s, each with Last-Event-ID LASTID,
+ *                                             caught up once EXPECTED ids arrived; every stream stays open
+ *                                             until all are caught up. HASH: FNV-1a 64 (hex) of the expected
+ *                                             ids, each followed by LF: a stream whose ids hash otherwise
+ *                                             lost, doubled or reordered an event
  *
  * stream: an event's data is expected to start with "<publish time, ns since epoch> <seq>";
  * latency is arrival time minus publish time (same machine, same clock), and a jump in
@@ -43,6 +49,8 @@ typedef struct {
     long long last_seq;
     int got_first;
     int waiting; /* post: a request is in flight */
+    long long ids;       /* resume: ids received */
+    uint64_t hash;       /* resume: FNV-1a of the ids received */
 } conn_t;
 
 static uint32_t hist[BUCKETS + 1];
@@ -94,9 +102,15 @@ static void rst_close(int ep, conn_t *c) {
     c->state = 2;
 }
 
+static const char *last_event_id;
+
 static void send_get(conn_t *c) {
     char req[1024];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path, host);
+    int n = last_event_id
+                ? snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %s\r\n\r\n", path, host,
+                           last_event_id)
+                : snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path,
+                           host);
     if (write(c->fd, req, n) != n) errors_count++;
 }
 
@@ -151,13 +165,34 @@ static void on_line(conn_t *c, const char *line, int len) {
     if (seq > c->last_seq) c->last_seq = seq;
 }
 
+static int resuming;
+static long long resume_expected, resume_done, resume_wrong;
+static uint64_t resume_hash;
+static double resume_start, resume_last;
+
+static void on_resume_line(conn_t *c, const char *line, int len) {
+    if (len < 4 || memcmp(line, "id: ", 4) != 0 || c->ids >= resume_expected) return;
+    for (int i = 4; i <= len; i++) {
+        c->hash ^= (unsigned char)(i < len ? line[i] : '\n');
+        c->hash *= 1099511628211ULL;
+    }
+    if (++c->ids == resume_expected) {
+        resume_done++;
+        if (c->hash != resume_hash) resume_wrong++;
+        resume_last = now_s() - resume_start;
+    }
+}
+
 static void feed(conn_t *c, const char *data, int n) {
     for (int i = 0; i < n; i++) {
         char ch = data[i];
         if (ch == '\n') {
             int len = c->line_len;
             if (len && c->line[len - 1] == '\r') len--;
-            on_line(c, c->line, len);
+            if (resuming)
+                on_resume_line(c, c->line, len);
+            else
+                on_line(c, c->line, len);
             c->line_len = 0;
         } else if (c->line_len < (int)sizeof c->line - 1) {
             c->line[c->line_len++] = ch;
@@ -212,7 +247,19 @@ int main(int argc, char **argv) {
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
     int ep = epoll_create1(0);
-    int is_stream = !strcmp(mode, "stream"), is_churn = !strcmp(mode, "churn");
+    resuming = !strcmp(mode, "resume");
+    double spread = 0;
+    if (resuming) {
+        if (argc < 12) {
+            fprintf(stderr, "usage: sseload resume HOST PORT PATH N SECONDS TOKEN LASTID EXPECTED SPREAD HASH\n");
+            return 2;
+        }
+        last_event_id = argv[8];
+        resume_expected = atoll(argv[9]);
+        spread = atof(argv[10]);
+        resume_hash = strtoull(argv[11], NULL, 16);
+    }
+    int is_stream = !strcmp(mode, "stream") || resuming, is_churn = !strcmp(mode, "churn");
     int is_post = !strcmp(mode, "post") || !strcmp(mode, "postbatch");
     if (!strcmp(mode, "postbatch")) batch = argc > 8 ? atoi(argv[8]) : 100;
     int slots = is_churn ? 65536 : n;
@@ -223,13 +270,23 @@ int main(int argc, char **argv) {
     double start = now_s(), next_open = start;
     int churn_slot = 0;
 
-    if (is_stream || is_post)
+    if ((is_stream && !resuming) || is_post)
         for (int i = 0; i < n; i++)
             if (open_conn(ep, &conns[i]) < 0) errors_count++;
+    int resume_opened = 0;
+    resume_start = start;
 
     for (;;) {
         double t = now_s();
         if (t - start >= seconds || stopping) break;
+        if (resuming) {
+            if (resume_done == n) break;
+            while (resume_opened < n && start + spread * resume_opened / n <= t) {
+                if (open_conn(ep, &conns[resume_opened]) < 0) errors_count++;
+                conns[resume_opened].hash = 14695981039346656037ULL;
+                resume_opened++;
+            }
+        }
         if (is_churn) {
             while (next_open <= t) {
                 conn_t *c = &conns[churn_slot];
@@ -289,6 +346,15 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now_s() - start;
+    if (resuming) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        printf("{\"mode\": \"resume\", \"clients\": %d, \"caught_up\": %lld, \"wrong\": %lld, "
+               "\"last_caught_up_s\": %.3f, \"errors\": %lld, \"closed_by_server\": %lld, \"loadgen_cpu_s\": %.3f}\n",
+               n, resume_done, resume_wrong, resume_last, errors_count, refused_or_closed, cpu);
+        return 0;
+    }
     report(mode, elapsed, is_churn ? completed : is_post ? completed : opened, is_churn ? "cycles" : "responses");
     return 0;
 }

@@ -208,3 +208,28 @@ def test_a_channel_read_past_the_others_bound_is_held_back_and_read_again():
     while not pages.done:
         handed.append([event.data for _, _, event in pages.next().result.events])
     assert handed == [[b"a0", b"a1"], [b"a2", b"a3", b"late"]]
+
+
+def test_a_channel_done_on_an_earlier_page_still_bounds_what_later_pages_send():
+    """b's read was done on page 1 as of 2-1; page 2 reads a again, as of 3-1 by then. b's 3-0 (published after
+    b's read) comes live, so a's 3-1 must not go out from history before it: it comes live too, after 3-0.
+    (Found by the random-schedule test: the bound was only the current page's reads.)"""
+    from twisted.internet.defer import succeed
+
+    from twisted_sse.core import Event, HistoryPages, Missed
+
+    answers = {
+        ("a", (1, 1)): Missed(False, [Event(b"a1", None, "2-0")], more=True, as_of=(2, 1)),
+        ("b", (1, 1)): Missed(False, [], as_of=(2, 1)),
+        ("a", (2, 0)): Missed(False, [Event(b"a2", None, "2-1"), Event(b"a4", None, "3-1")], as_of=(3, 1)),
+    }
+
+    class Answers:
+        def history(self, channel, after, count=0, size=0):
+            return succeed(answers[(channel, after)])
+
+    pages = HistoryPages(Answers(), ["a", "b"], (1, 1), 2, 100)
+    first = pages.next().result
+    assert [key for key, _, _ in first.events] == [(2, 0)] and not pages.done
+    second = pages.next().result
+    assert [key for key, _, _ in second.events] == [(2, 1)] and pages.done  # 3-1 comes live, after b's 3-0

@@ -175,6 +175,9 @@ class HistoryPages:
         self._count = count
         self._size = size
         self._first = True
+        self._snapshot: EventKey | None = None
+        """The earliest `as_of` of every read so far, of every page: a channel done on an earlier page
+        still gets what was published after its read live, so nothing past that goes out from history."""
 
     @property
     def done(self) -> bool:
@@ -206,7 +209,11 @@ class HistoryPages:
         # of a channel read earlier is not in its result, and sending the other channels'
         # later events first would make the replay skip it when it comes live (it is held,
         # as every event published after the stream subscribed is): those come live, in order.
-        snapshot = min((missed.as_of for missed in results if missed.as_of is not None), default=None)
+        # The same holds for channels read (and done) on earlier pages.
+        snapshots = [missed.as_of for missed in results if missed.as_of is not None]
+        if self._snapshot is not None:
+            snapshots.append(self._snapshot)
+        snapshot = self._snapshot = min(snapshots, default=None)
         paged = min((_key(missed.events[-1]) for missed in results if missed.more and missed.events), default=None)
         bound = paged if snapshot is None or (paged is not None and paged < snapshot) else snapshot
         events: list[tuple[EventKey | None, str, Event]] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IPushProducer, IReactorTime
@@ -41,14 +40,26 @@ __all__ = ["EventStream", "Resumes", "Streams"]
 
 _log = Logger()
 
-_encode_once = lru_cache(maxsize=1024)(encode)
 _CACHED_UP_TO = 8 * 1024
+_CACHED_EVENTS = 1024
+_encodings: dict[int, tuple[Event, bytes]] = {}
+"""Encoded history events by identity (each holds its event, so no other object can take its id)."""
 
 
 def _encoded(event: Event) -> bytes:
-    """A history event encoded once for all the streams that share its read; only events of up to 8 KiB are
-    kept (1,024 of them: at most 8 MiB), larger ones are encoded for each stream."""
-    return _encode_once(event) if len(event.data) <= _CACHED_UP_TO else encode(event)
+    """A history event encoded once for all the streams that share its read (the same Event objects);
+    only events of up to 8 KiB are kept (1,024 of them: at most 8 MiB), larger ones are encoded for each
+    stream. Found by identity, not by value: hashing and comparing whole events cost as much as encoding."""
+    if len(event.data) > _CACHED_UP_TO:
+        return encode(event)
+    entry = _encodings.get(id(event))
+    if entry is not None and entry[0] is event:
+        return entry[1]
+    if len(_encodings) >= _CACHED_EVENTS:
+        _encodings.clear()
+    data = encode(event)
+    _encodings[id(event)] = (event, data)
+    return data
 
 
 @dataclass(frozen=True)
