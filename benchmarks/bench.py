@@ -35,6 +35,7 @@ from testbed import (  # noqa: E402
     RedisServer,  # noqa: E402
     free_port,
     get,
+    server_certificate,
     wait_until,
 )
 from twisted_sse.publish import Publisher  # noqa: E402
@@ -200,11 +201,9 @@ def fanout(binary, kind, workdir, redis, subscribers, rate, seconds, size=100, e
 
 def _tls_listener(workdir: Path) -> tuple[str, int]:
     """An `ssl:` listener description with a fresh self-signed certificate, and its port."""
-    import trustme
-
     pem = workdir / "bench-server.pem"
     if not pem.exists():
-        trustme.CA().issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+        server_certificate(workdir, "bench-server")
     port = free_port()
     return f"ssl:{port}:interface=127.0.0.1:privateKey={pem}:certKey={pem}", port
 

@@ -4,8 +4,9 @@ A throwaway `redis-server` (no persistence, killed by PID) and a `twistd sse` ru
 checkout, with the small HTTP helpers that talk to them. Not part of the installed package.
 """
 
+from testbed.certificates import server_certificate
 from testbed.processes import REPO, TWISTD, Daemon, free_port, get, health, source_env, wait_until
 from testbed.redis_server import RedisServer, redis_server_binary
 
 __all__ = ["REPO", "TWISTD", "Daemon", "free_port", "get", "health", "source_env", "wait_until", "RedisServer",
-           "redis_server_binary"]  # fmt: skip
+           "redis_server_binary", "server_certificate"]  # fmt: skip

@@ -9,9 +9,8 @@ import subprocess
 from pathlib import Path
 
 import httpx
-import trustme
 
-from testbed import Daemon, free_port, get
+from testbed import Daemon, free_port, get, server_certificate
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 PAYLOADS = [
@@ -31,11 +30,7 @@ class Listeners:
     """A daemon on TCP, TLS and a UNIX socket, and how to reach each."""
 
     def __init__(self, tmp_path: Path, *args: str) -> None:
-        ca = trustme.CA()
-        self.ca_pem = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_pem))
-        server_pem = tmp_path / "server.pem"
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+        server_pem, self.ca_pem = server_certificate(tmp_path)
         self.tls_port = free_port()
         self.unix_path = tmp_path / "sse.sock"
         self.daemon = Daemon(

@@ -1,26 +1,11 @@
 """`twistd sse` options: defaults, parsing into Settings, usage errors that name the option."""
 
-import os
-
 import pytest
 from twisted.python.usage import UsageError
 
+from tests.options import no_sse_environment, parse  # noqa: F401 (the fixture applies here)
 from twisted_sse.core._settings import RedisAddress, Settings
 from twisted_sse.tap import Options
-
-
-@pytest.fixture(autouse=True)
-def _no_sse_environment(monkeypatch):
-    """Options come from SSE_* variables too: the tests see none but their own."""
-    for name in list(os.environ):
-        if name.startswith("SSE_") and not name.startswith("SSE_TEST_"):
-            monkeypatch.delenv(name)
-
-
-def parse(*argv):
-    options = Options()
-    options.parseOptions(list(argv))
-    return options.settings
 
 
 def test_defaults(monkeypatch):

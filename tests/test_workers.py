@@ -5,8 +5,8 @@ import sys
 import pytest
 from twisted.python.usage import UsageError
 
+from tests.options import no_sse_environment, parse  # noqa: F401 (the fixture applies here)
 from twisted_sse._workers import FIRST_FD, worker_argv
-from twisted_sse.tap import Options
 
 
 def test_a_worker_runs_the_parents_sse_options_in_the_foreground_on_the_inherited_sockets():
@@ -23,21 +23,6 @@ def test_a_worker_runs_the_parents_sse_options_in_the_foreground_on_the_inherite
     ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _no_sse_environment(monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("SSE_") and not name.startswith("SSE_TEST_"):
-            monkeypatch.delenv(name)
-
-
-def _parse(*argv):
-    options = Options()
-    options.parseOptions(list(argv))
-    return options.settings
-
-
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
@@ -51,11 +36,11 @@ def _parse(*argv):
 def test_workers_usage_errors_name_what_to_fix(argv, named):
     """Each refusal says which option and why."""
     with pytest.raises(UsageError) as raised:
-        _parse(*argv)
+        parse(*argv)
     assert named in str(raised.value)
 
 
 def test_auto_is_one_worker_per_core(monkeypatch):
     """--workers auto counts the machine's cores."""
     monkeypatch.setattr("os.cpu_count", lambda: 6)
-    assert _parse("--workers", "auto", "--redis", "redis://r/0").workers == 6
+    assert parse("--workers", "auto", "--redis", "redis://r/0").workers == 6

@@ -9,9 +9,8 @@ import subprocess
 import time
 
 import pytest
-import trustme
 
-from testbed import REPO, Daemon, free_port, get, wait_until
+from testbed import REPO, Daemon, free_port, get, server_certificate, wait_until
 from tests.h2_client import H2Client
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
@@ -27,11 +26,7 @@ class Nginx:
     """nginx running the recipe on a free port, with a certificate for 127.0.0.1, proxying to `daemon_port`."""
 
     def __init__(self, workdir, daemon_port):
-        ca = trustme.CA()
-        self.ca_pem = workdir / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_pem))
-        server_pem = workdir / "nginx.pem"
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+        server_pem, self.ca_pem = server_certificate(workdir, "nginx")
         self.port = free_port()
         recipe = (REPO / "contrib" / "nginx" / "twisted-sse.conf").read_text()
         for old, new in [

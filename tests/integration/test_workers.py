@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from testbed import TWISTD, RedisServer, free_port, get, source_env, wait_until
+from testbed import TWISTD, RedisServer, free_port, get, server_certificate, source_env, wait_until
 from tests.live import LiveStream
 
 TOKEN = {"Authorization": "Bearer s3cret"}
@@ -179,12 +179,7 @@ def test_workers_serve_tls_and_unix_listeners_they_inherited(tmp_path):
     import socket
     import ssl
 
-    import trustme
-
-    ca = trustme.CA()
-    pem, ca_pem = tmp_path / "server.pem", tmp_path / "ca.pem"
-    ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
-    ca.cert_pem.write_to_path(str(ca_pem))
+    pem, ca_pem = server_certificate(tmp_path)
     tls_port, sock_path = free_port(), tmp_path / "sse.sock"
     redis = RedisServer(tmp_path)
     parent = Parent(tmp_path, redis, "--listen", f"ssl:{tls_port}:interface=127.0.0.1:privateKey={pem}:certKey={pem}",
