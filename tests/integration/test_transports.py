@@ -128,3 +128,45 @@ def test_a_slow_reader_gets_everything_in_order(tmp_path, transport):
         slow.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "unix", "http1.0", "http2"])
+def test_publishing_one_event_and_a_batch_is_answered_whole_on_every_transport(listeners, transport):
+    """A publish answer is one unchunked write with its length: curl gets the JSON whole over every
+    transport, HTTP/1.0 and HTTP/2 included, and the events reach a stream."""
+    import json
+    import subprocess
+
+    stream = http.client.HTTPConnection("127.0.0.1", listeners.port, timeout=10)
+    stream.request("GET", "/events/pubs")
+    response = stream.getresponse()
+    wait_until(lambda: health(listeners.port)["channels"] == 1, timeout=5)
+
+    def curl(path, body, *headers):
+        argv = ["curl", "-s", "-X", "POST", "-H", "Authorization: Bearer s3cret", "--data-binary", body,
+                "-w", "\n%{http_code} %{http_version}"]  # fmt: skip
+        for header in headers:
+            argv += ["-H", header]
+        if transport in ("tls", "http2"):
+            argv += ["--cacert", str(listeners.ca_pem), "--http2" if transport == "http2" else "--http1.1"]
+        if transport == "unix":
+            argv += ["--unix-socket", str(listeners.unix_path)]
+        if transport == "http1.0":
+            argv += ["--http1.0"]
+        done = subprocess.run([*argv, listeners.url("tls" if transport == "http2" else transport, path)],
+                              capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+        body, _, status = done.stdout.rpartition("\n")
+        return status, json.loads(body)
+
+    versions = {"http1.0": ("1", "1.0"), "http2": ("2",)}.get(transport, ("1.1",))  # curl's %{http_version}
+    status, one = curl("/events/pubs", "single")
+    assert status in {f"200 {v}" for v in versions} and one["channel"] == "pubs"
+    status, batch = curl("/events", '{"channel": "pubs", "data": "a"}\n{"channel": "pubs", "data": "b"}',
+                         "Content-Type: application/x-ndjson")  # fmt: skip
+    assert status in {f"200 {v}" for v in versions} and len(batch["ids"]) == 2
+    parser, events = SSEParser(), []
+    while len(events) < 3:
+        events += [e for e in parser.feed(response.read1(65536)) if e.data]
+    assert [(e.data, e.last_event_id) for e in events] == [("single", one["id"]), ("a", batch["ids"][0]),
+                                                           ("b", batch["ids"][1])]  # fmt: skip
+    stream.close()
