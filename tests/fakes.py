@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from twisted.internet import tcp
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactor
 
 from twisted_sse.core._framing import Event
@@ -46,6 +46,10 @@ class ManualBroker:
 
     def is_connected(self) -> bool:
         return True
+
+    def sync(self) -> Deferred[None]:
+        self.calls.append(("sync", ""))
+        return succeed(None)  # messages are handed on as the test sends them
 
     def message(self, channel: str, data: bytes) -> None:
         assert self.receiver is not None

@@ -210,11 +210,12 @@ def test_a_channel_read_past_the_others_bound_is_held_back_and_read_again():
     assert handed == [[b"a0", b"a1"], [b"a2", b"a3", b"late"]]
 
 
-def test_a_channel_done_on_an_earlier_page_still_bounds_what_later_pages_send():
-    """b's read was done on page 1 as of 2-1; page 2 reads a again, as of 3-1 by then. b's 3-0 (published after
-    b's read) comes live, so a's 3-1 must not go out from history before it: it comes live too, after 3-0.
-    (Found by the random-schedule test: the bound was only the current page's reads.)"""
-    from twisted.internet.defer import succeed
+def test_a_channel_read_before_a_later_pages_bound_gets_its_events_merged_in_from_live_after_a_sync():
+    """b's read was done on page 1 as of 2-1; page 2 reads a again, as of 3-1 by then, and goes through 3-1.
+    b's 3-0 (published after b's read) is not in any page: it comes live, and the page waits (sync) until
+    everything up to 3-1 has arrived, then goes out with it merged in its place: 2-1, 3-0, 3-1.
+    (Found by the random-schedule test: sending a's 3-1 first made the replay skip b's 3-0.)"""
+    from twisted.internet.defer import Deferred, succeed
 
     from twisted_sse.core import Event, HistoryPages, Missed
 
@@ -228,8 +229,41 @@ def test_a_channel_done_on_an_earlier_page_still_bounds_what_later_pages_send():
         def history(self, channel, after, count=0, size=0):
             return succeed(answers[(channel, after)])
 
-    pages = HistoryPages(Answers(), ["a", "b"], (1, 1), 2, 100)
+    syncs = []
+
+    def sync(through):
+        syncs.append((through, Deferred()))
+        return syncs[-1][1]
+
+    sent = []
+    replay = Replay(sent.append)
+    replay.resume((1, 1))
+    pages = HistoryPages(Answers(), ["a", "b"], (1, 1), 2, 100, sync)
     first = pages.next().result
-    assert [key for key, _, _ in first.events] == [(2, 0)] and not pages.done
-    second = pages.next().result
-    assert [key for key, _, _ in second.events] == [(2, 1)] and pages.done  # 3-1 comes live, after b's 3-0
+    assert [key for key, _, _ in first.events] == [(2, 0)] and first.through == (2, 0) and not pages.done
+    assert syncs == []  # both channels were read as of 2-1, past the page's bound: nothing comes live before it
+    replay.replay([(key, event.data) for key, _, event in first.events], first.through)
+    second = []
+    pages.next().addCallback(second.append)
+    assert [through for through, _ in syncs] == [(3, 1)] and second == []
+    replay.live((3, 0), b"b3")  # arrives while the page waits for the sync
+    replay.live((3, 2), b"b5")  # past the page: stays held
+    syncs[0][1].callback(None)
+    [gap] = second
+    assert [key for key, _, _ in gap.events] == [(2, 1), (3, 1)] and gap.through == (3, 1) and pages.done
+    replay.replay([(key, event.data) for key, _, event in gap.events], gap.through)
+    assert sent == [b"a1", b"a2", b"b3", b"a4"]
+    replay.release()
+    assert sent == [b"a1", b"a2", b"b3", b"a4", b"b5"]
+
+
+def test_held_live_items_up_to_the_bound_merge_into_the_page_once_each_in_id_order():
+    sent = []
+    replay = Replay(sent.append)
+    replay.resume((1, 0))
+    for key, item in [((2, 0), "live 2"), (None, "raw"), ((4, 0), "live 4"), ((6, 0), "live 6")]:
+        replay.live(key, item)
+    replay.replay([(None, "lost"), ((2, 0), "history 2"), ((3, 0), "history 3"), ((5, 0), "history 5")], (5, 0))
+    assert sent == ["lost", "history 2", "history 3", "live 4", "history 5"]
+    replay.release()
+    assert sent[5:] == ["raw", "live 6"]

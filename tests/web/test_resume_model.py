@@ -54,3 +54,18 @@ class InProcess:
 
 TestResumeInProcess = make_machine(InProcess).TestCase
 TestResumeInProcess.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+class InProcessWholeReads(InProcess):
+    """Pages big enough for every resume: reads are whole, so they stay current and serve later resumes of
+    several channels, whose channels are then read at different times (a publish between them comes live
+    and must go out merged into the page)."""
+
+    def __init__(self):
+        clock = Clock()
+        self.broker = SlowHistoryBroker(clock)
+        self.harness = Harness(broker=self.broker, clock=clock, max_resumes=2, coalesce=0.001, resume_window=0.001)
+
+
+TestResumeWholeReadsInProcess = make_machine(InProcessWholeReads).TestCase
+TestResumeWholeReadsInProcess.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

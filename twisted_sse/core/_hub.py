@@ -69,6 +69,8 @@ class Hub:
         """client -> [streams, channels] its open streams hold (for per-client limits)."""
         self.counters = counters if counters is not None else Counters()
         """Counts since start, for every layer that holds the hub: reported by /healthz."""
+        self._passed: EventKey | None = None
+        """The newest id handed to listeners (a broker hands ids on in increasing order, each once)."""
         broker.set_receiver(self.deliver)
 
     @property
@@ -164,7 +166,10 @@ class Hub:
         encoded: dict[str, list[tuple[int, EventKey | None, bytes]]] = {}
         for position, (channel, event) in enumerate(messages):
             if channel in self._channels:
-                encoded.setdefault(channel, []).append((position, parse_id(event.id), encode(event)))
+                key = parse_id(event.id)
+                encoded.setdefault(channel, []).append((position, key, encode(event)))
+                if key is not None:
+                    self._passed = key
         merged: dict[Listener, list[tuple[int, EventKey | None, bytes]]] = {}
         for channel, items in encoded.items():
             block = Block([(key, data) for _, key, data in items])
@@ -195,6 +200,16 @@ class Hub:
         if channel is None or channel.outcome is not None:
             return None
         return channel.version
+
+    def synced(self, through: EventKey) -> Deferred[None]:
+        """Fires once every event up to `through` of the channels held has reached their listeners.
+
+        The broker hands ids on in increasing order: once one past `through` went out, so did every
+        event before it (at once, the usual case on a busy process). Otherwise the broker is asked
+        (`Broker.sync`) and what coalescing holds goes out when it answers."""
+        if self._passed is not None and self._passed >= through:
+            return succeed(None)
+        return self._broker.sync().addCallback(lambda _: self.flush())
 
     def heartbeat(self, data: bytes) -> None:
         """Write a keep-alive comment to every open stream."""

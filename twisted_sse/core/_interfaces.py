@@ -54,6 +54,10 @@ class Broker(Protocol):
     def is_connected(self) -> bool:
         """True while messages can flow."""
 
+    def sync(self) -> Deferred[None]:
+        """Fires once every message of a subscribed channel published before the call has been handed to
+        the receiver (fails when that can't be known now: the broker is not connected)."""
+
 
 class History(Protocol):
     """Where a channel's held events are read from: a broker, or reads shared in front of one."""

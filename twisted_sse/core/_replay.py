@@ -89,8 +89,22 @@ class Replay(Generic[T]):
             self._last = last
         return True
 
-    def replay(self, replayed: Iterable[tuple[EventKey | None, T]]) -> None:
-        """Pass on a page of replayed items; live items stay held until `release`."""
+    def replay(self, replayed: Iterable[tuple[EventKey | None, T]], through: EventKey | None = None) -> None:
+        """Pass on a page of replayed items (in id order) with the held live items whose ids are not past
+        `through` (None: every held item with an id), merged in id order; the other live items stay held
+        until `release`. A history read ends where the ids stood when it ran: later events of its channel
+        came live and are held here, and go out in their place among the page's."""
+        held = self._held
+        if held and any(key is not None and (through is None or key <= through) for key, _ in held):
+            merged = list(replayed)
+            self._held = []
+            for key, item in held:
+                if key is not None and (through is None or key <= through):
+                    merged.append((key, item))
+                else:
+                    self._held.append((key, item))
+            merged.sort(key=_order)  # stable: a replayed item before the live copy of the same id
+            replayed = merged
         for key, item in replayed:
             self._pass(key, item)
 
@@ -110,6 +124,11 @@ class Replay(Generic[T]):
         self._sink(item)
 
 
+def _order(item: tuple[EventKey | None, object]) -> EventKey:
+    """Id order; an item without an id (the loss signal) first."""
+    return item[0] or (0, 0)
+
+
 @dataclass(frozen=True)
 class Gap:
     """What channels missed after an id: which lost events for good, and the rest in id order.
@@ -123,6 +142,9 @@ class Gap:
     """(id key, channel, event), in publish order across the channels."""
     ahead: EventKey | None = None
     """The broker's last id, when `after` is beyond everything it issued."""
+    through: EventKey | None = None
+    """The events go up to here: live events up to it that they lack go out merged among them (None: every
+    live event held so far)."""
 
     @classmethod
     def unreadable(cls, after: EventKey, channels: Sequence[str]) -> Gap:
@@ -166,18 +188,36 @@ class HistoryPages:
     the rest is read again with the next page. A channel that had nothing past the cursor
     is done. So memory (here, and in Redis for one read) is bounded by a page, whatever the
     history holds, and the caller decides when to read the next one (back-pressure).
+
+    Each read holds its channel's events up to where the ids stood when it ran (`as_of`);
+    the reader listens to its channels before any read that answers it starts, so an event
+    published after a read comes live. A page goes up to the newest `as_of` among its reads
+    (`Gap.through`): an event of a channel read earlier than that is not in the page but
+    comes live, and the consumer merges the live events up to `through` into the page
+    (`Replay.replay`). Before the page is handed on, `sync` makes sure those have arrived:
+    it fires once every event up to the id it is given has reached the consumer's live side.
+    It is only called when some channel was read before the page's bound.
     """
 
-    def __init__(self, broker: History, channels: Sequence[str], after: EventKey, count: int, size: int) -> None:
-        self._broker = broker
+    def __init__(
+        self,
+        history: History,
+        channels: Sequence[str],
+        after: EventKey,
+        count: int,
+        size: int,
+        sync: Callable[[EventKey], Deferred[None]] | None = None,
+    ) -> None:
+        self._history = history
         self._reading = list(channels)
         self._cursor = after
         self._count = count
         self._size = size
+        self._sync = sync
         self._first = True
-        self._snapshot: EventKey | None = None
-        """The earliest `as_of` of every read so far, of every page: a channel done on an earlier page
-        still gets what was published after its read live, so nothing past that goes out from history."""
+        self._earliest: EventKey | None = None
+        """The earliest `as_of` of every read so far: a channel read (and done) before a later page's bound
+        still gets its events past that live, so that page needs the sync."""
 
     @property
     def done(self) -> bool:
@@ -193,8 +233,14 @@ class HistoryPages:
         reading = self._reading
         count = max(1, self._count // len(reading))
         size = max(1, self._size // len(reading))
-        reads = [self._broker.history(channel, self._cursor, count, size) for channel in reading]
-        return gatherResults(reads, consumeErrors=True).addCallback(self._merge, reading)
+        reads = [self._history.history(channel, self._cursor, count, size) for channel in reading]
+        return gatherResults(reads, consumeErrors=True).addCallback(self._merge, reading).addCallback(self._synced)
+
+    def _synced(self, gap: Gap) -> Gap | Deferred[Gap]:
+        through = gap.through
+        if self._sync is None or through is None or self._earliest is None or self._earliest >= through:
+            return gap  # every channel was read at or after the bound: nothing of theirs up to it comes live
+        return self._sync(through).addCallback(lambda _: gap)
 
     def _merge(self, results: list[Missed], reading: list[str]) -> Gap:
         after = self._cursor
@@ -204,37 +250,31 @@ class HistoryPages:
         if ahead is not None and first:
             self._reading = []
             return Gap(after, lost, [], ahead)
-        # The channels were read one after another, each up to where the ids stood then
-        # (`as_of`). Nothing past the earliest of those goes out from history: a later event
-        # of a channel read earlier is not in its result, and sending the other channels'
-        # later events first would make the replay skip it when it comes live (it is held,
-        # as every event published after the stream subscribed is): those come live, in order.
-        # The same holds for channels read (and done) on earlier pages.
-        snapshots = [missed.as_of for missed in results if missed.as_of is not None]
-        if self._snapshot is not None:
-            snapshots.append(self._snapshot)
-        snapshot = self._snapshot = min(snapshots, default=None)
+        snapshots = [missed.as_of for missed in results]
+        known = [as_of for as_of in snapshots if as_of is not None]
+        if known:
+            earliest = min(known)
+            self._earliest = earliest if self._earliest is None else min(self._earliest, earliest)
+        # None: a read that doesn't say where it stood holds everything up to now.
+        latest = max(known) if len(known) == len(snapshots) else None
         paged = min((_key(missed.events[-1]) for missed in results if missed.more and missed.events), default=None)
-        bound = paged if snapshot is None or (paged is not None and paged < snapshot) else snapshot
+        through = paged if paged is not None else latest
         events: list[tuple[EventKey | None, str, Event]] = []
         self._reading = []
         for channel, missed in zip(reading, results, strict=True):
             for event in missed.events:
                 key = _key(event)
-                if bound is not None and key > bound:
-                    if bound is paged:
-                        self._reading.append(channel)  # read again after the new cursor
+                if paged is not None and key > paged:
+                    self._reading.append(channel)  # read again after the new cursor
                     break
                 events.append((key, channel, event))
             else:
-                if missed.more and bound is paged:
+                if missed.more and paged is not None:
                     self._reading.append(channel)
         events.sort(key=lambda item: item[0] or (0, 0))
-        if bound is paged and bound is not None:
-            self._cursor = bound
-        else:
-            self._reading = []  # what is past the snapshot comes live
-        return Gap(after, lost, events)
+        if paged is not None:
+            self._cursor = paged
+        return Gap(after, lost, events, through=through)
 
 
 @lru_cache(maxsize=65536)

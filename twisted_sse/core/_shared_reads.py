@@ -13,16 +13,14 @@ number of clients; and the reads that do go out take one of the process's resume
 
 A read that came back whole (no page bound cut it) stays *current* while nothing changes
 its channel: no message of it arrived and it was not released since the read started
-(the hub's `version`). A resume of that ONE channel arriving then (`alone()`), from an id
-between the read's start and its `as_of`, is answered from it without asking Redis:
-everything after `as_of` reaches that stream live, because the channel was delivering all
-along and the stream now listens. So a storm of resumes of a quiet channel costs one read,
-however long the clients take to arrive. Not for a stream of several channels: its pages
-send nothing from history past the oldest of its reads' `as_of` (later events come live,
-in order), and an old snapshot of one channel would hold back events of the others that
-were published before the stream listened, and will never come live. Current reads are
-kept for CURRENT_FOR seconds at most, and CURRENT_BYTES of event data in all (the oldest
-go first).
+(the hub's `version`). A resume arriving then, from an id between the read's start and its
+`as_of`, is answered from it without asking Redis: an event of the channel published after
+the read has not reached this process yet (its version would have changed), so it reaches
+the resuming stream live, which listens by now; the stream's pages merge such events in
+their place (`HistoryPages`, `Gap.through`). So a storm of resumes of quiet channels costs
+one read per channel, however long the clients take to arrive, and whatever channels each
+stream combines. Current reads are kept for CURRENT_FOR seconds at most, and CURRENT_BYTES
+of event data in all (the oldest go first).
 """
 
 from __future__ import annotations
@@ -94,16 +92,10 @@ class SharedReads:
         self.answered_current = 0
         """Asks answered from a current read, without a read of their own."""
 
-    def alone(self) -> History:
-        """These reads, for a stream of one channel: answered from a current read when there is one."""
-        return _Alone(self)
-
-    def history(
-        self, channel: str, after: EventKey, count: int = 0, size: int = 0, current: bool = False
-    ) -> Deferred[Missed]:
-        """`current`: the asker listens to this channel only (see `alone`)."""
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
+        """As `Broker.history`, for an asker that listens to `channel` already (so a current read serves it)."""
         ask = _Ask(after, count, size)
-        if current and channel in self._current:
+        if channel in self._current:
             answer = self._from_current(channel, ask)
             if answer is not None:
                 self.answered_current += 1
@@ -190,14 +182,6 @@ class SharedReads:
             ask.answer.errback(failure)
         if channel in self._waiting:
             self._read(channel)
-
-
-class _Alone:
-    def __init__(self, reads: SharedReads) -> None:
-        self._reads = reads
-
-    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
-        return self._reads.history(channel, after, count, size, current=True)
 
 
 def _keys(missed: Missed) -> list[EventKey]:

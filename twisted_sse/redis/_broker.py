@@ -31,6 +31,7 @@ Reads, the position and settling use the other command connection, which a WAIT 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -96,6 +97,9 @@ WAIT_SHARE = 0.75
 """The share of --redis-timeout a WAIT for replicas may take."""
 SETTLE_BATCH = 500
 """Channels settled per script call after a reconnection."""
+SYNC = b"sse-sync"
+"""The argument of the PINGs that `sync` sends: Redis answers it back, so its answers are told from the
+liveness PINGs' by content."""
 
 
 class RedisUnavailable(Exception):
@@ -158,6 +162,14 @@ class RedisBroker(Service):
         """Per channel, the newest id this process's publishes were given in the last ISSUED_KEPT seconds:
         settling cuts these too, for clients of other processes that may not have received them."""
         self._arrived: list[tuple[str, Event]] = []
+        self._syncs_sent: list[tuple[Deferred[None], bool]] | None = None
+        """Waiters for the sync PING in flight (at most one), each with whether it waits for a recovery."""
+        self._syncs_next: list[tuple[Deferred[None], bool]] = []
+        """Waiters that came after it was sent: they go with the next."""
+        self._syncs_answered: list[Deferred[None]] = []
+        """Answered: they fire once what arrived before the answer has been handed on."""
+        self._syncs_recovering: list[Deferred[None]] = []
+        """Answered while a recovery held messages back: they fire when it hands them on."""
         self._subscriber_factory = subscriber_factory(address, self)
         self._commands = command_factory(address, timeout)
         """Publishes (and their WAIT) only."""
@@ -195,6 +207,35 @@ class RedisBroker(Service):
     def is_connected(self) -> bool:
         """True once the subscriber connection has answered (a paused Redis accepts connections too)."""
         return self._subscriber is not None and self._answering
+
+    def sync(self) -> Deferred[None]:
+        """A PING on the subscriber connection, sent after the call: Redis answers it after every message
+        published before it reached Redis. One PING in flight; the syncs that come meanwhile share the next.
+        While a recovery holds messages back, the answer waits for it to hand them on."""
+        return self._ping(past_recovery=True)
+
+    def _ping(self, past_recovery: bool) -> Deferred[None]:
+        if self._subscriber is None:
+            return fail(RedisUnavailable("Redis is not connected"))
+        waiter: Deferred[None] = Deferred()
+        self._syncs_next.append((waiter, past_recovery))
+        if self._syncs_sent is None:
+            self._send_sync(self._subscriber)
+        return waiter.addTimeout(self._timeout, self._reactor)
+
+    def _send_sync(self, subscriber: Subscriber) -> None:
+        self._syncs_sent, self._syncs_next = self._syncs_next, []
+        subscriber.send(b"PING", SYNC)
+
+    def _sync_answered(self) -> None:
+        answered, self._syncs_sent = self._syncs_sent or [], None
+        for waiter, past_recovery in answered:
+            if past_recovery and self._replay.holding:
+                self._syncs_recovering.append(waiter)
+            else:
+                self._syncs_answered.append(waiter)
+        if self._syncs_next and self._subscriber is not None:
+            self._send_sync(self._subscriber)
 
     def subscribe(self, channel: str) -> Deferred[None]:
         self._wanted.add(channel)
@@ -319,10 +360,14 @@ class RedisBroker(Service):
         if self.running:
             _log.warn("Redis subscriber connection lost; reconnecting")
         confirming, self._confirming = self._confirming, {}
+        pinged = [*(self._syncs_sent or []), *self._syncs_next]
+        syncs = [*(waiter for waiter, _ in pinged), *self._syncs_answered, *self._syncs_recovering]
+        self._syncs_sent, self._syncs_next, self._syncs_answered, self._syncs_recovering = None, [], [], []
         for entries in confirming.values():
             for waiters in entries:
-                for waiter in waiters:
-                    waiter.errback(RedisUnavailable("Redis connection lost"))
+                syncs += waiters
+        for waiter in syncs:
+            waiter.errback(RedisUnavailable("Redis connection lost"))
 
     def reply(self, reply: object) -> None:
         self._last_heard = self._reactor.seconds()
@@ -333,6 +378,8 @@ class RedisBroker(Service):
                 self._message(channel, payload)
             elif kind == b"subscribe":
                 self._confirmed(channel)
+        elif reply == SYNC or (isinstance(reply, list) and len(reply) == 2 and reply[1] == SYNC):
+            self._sync_answered()  # [pong, sse-sync] while subscribed to some channel, else the bulk string
         elif isinstance(reply, Exception):
             _log.error("Redis answered the subscriber with an error: {error}", error=reply)
 
@@ -359,6 +406,10 @@ class RedisBroker(Service):
             arrived, self._arrived = self._arrived, []
             if self._receiver is not None:
                 self._receiver(arrived)
+        if self._syncs_answered:
+            answered, self._syncs_answered = self._syncs_answered, []
+            for waiter in answered:
+                waiter.callback(None)
 
     def _confirmed(self, channel: bytes) -> None:
         name_bytes = channel[len(self._prefix) :]
@@ -435,7 +486,9 @@ class RedisBroker(Service):
         if generation != self._connections:
             return None
         after = self._replay.last or (0, 0)
-        pages = HistoryPages(self, channels, after, RECOVERY_PAGE_EVENTS, RECOVERY_PAGE_BYTES)
+        # The messages Redis sent before a PING's answer are held in the replay by the time it comes.
+        sync = lambda _through: self._ping(past_recovery=False)  # noqa: E731
+        pages = HistoryPages(self, channels, after, RECOVERY_PAGE_EVENTS, RECOVERY_PAGE_BYTES, sync)
         started = self._reactor.seconds()
         counts = [0, 0]  # events, channels that lost some
         done: Deferred[None] = Deferred()
@@ -450,7 +503,7 @@ class RedisBroker(Service):
             if generation != self._connections:
                 done.callback(None)
                 return
-            self._replay.replay(gap.per_channel())
+            self._replay.replay(gap.per_channel(), gap.through)
             for key, channel, _ in gap.events:
                 if key is not None and channel in self._wanted:
                     self._newest[channel] = max(key, self._newest.get(channel, key))
@@ -460,8 +513,7 @@ class RedisBroker(Service):
                 self.received_all()
                 self._reactor.callLater(0, read)
                 return
-            self._replay.release()
-            self.received_all()
+            self._recovered()
             _log.info(
                 "recovered {count} events published while Redis was out of reach ({lost} channels lost some) "
                 "in {seconds:.3f}s",
@@ -480,12 +532,19 @@ class RedisBroker(Service):
                 count=len(channels),
                 error=failure.getErrorMessage(),
             )
-            self._replay.release(Gap.unreadable(pages.cursor, channels).per_channel())
-            self.received_all()
+            self._recovered(Gap.unreadable(pages.cursor, channels).per_channel())
             done.callback(None)
 
         read()
         return done
+
+    def _recovered(self, unread: Sequence[tuple[EventKey | None, tuple[str, Event]]] = ()) -> None:
+        """Hand on what the recovery held back (and the loss signals of what it could not read), then
+        answer the syncs that waited for it."""
+        self._replay.release(unread)
+        self._syncs_answered += self._syncs_recovering
+        self._syncs_recovering = []
+        self.received_all()
 
     def _check_liveness(self) -> None:
         oldest_kept = int((self._reactor.seconds() - ISSUED_KEPT) * 1000)

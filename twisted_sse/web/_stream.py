@@ -180,9 +180,8 @@ class EventStream:
 
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
         resumes = self._shared.resumes
-        reads = self._shared.reads
-        history = reads.alone() if len(self.channels) == 1 else reads
-        self._pages = HistoryPages(history, self.channels, after, resumes.page_events, resumes.page_bytes)
+        self._pages = HistoryPages(self._shared.reads, self.channels, after, resumes.page_events, resumes.page_bytes,
+                                   self._shared.hub.synced)  # fmt: skip
         return self._read_pages()
 
     def _read_pages(self) -> Deferred[None]:
@@ -232,7 +231,7 @@ class EventStream:
         # The page goes out as one write, not one per event.
         self._page, page = [], None
         try:
-            self._replay.replay(items)
+            self._replay.replay(items, gap.through)
         finally:
             page, self._page = self._page, None
         if page:
