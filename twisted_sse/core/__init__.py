@@ -36,7 +36,7 @@ from twisted_sse.core._logs import LEVELS, Budget, JsonLines, Logger, set_level
 from twisted_sse.core._memory_broker import MemoryBroker
 from twisted_sse.core._pacer import Pacer
 from twisted_sse.core._publications import BatchRefused, Publication, PublishQueue, Receipt, parse_batch
-from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay
+from twisted_sse.core._replay import LOST_EVENT_TYPE, Gap, HistoryPages, Replay, WholePage
 from twisted_sse.core._settings import RedisAddress, Settings
 from twisted_sse.core._shared_reads import SharedReads
 
@@ -92,4 +92,5 @@ __all__ = [
     "RedisAddress",
     "Settings",
     "SharedReads",
+    "WholePage",
 ]

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from twisted_sse.core._framing import Event
 from twisted_sse.core._history import EventKey, Missed, format_id, parse_id
 from twisted_sse.core._interfaces import History
 
-__all__ = ["Replay", "Gap", "HistoryPages", "LOST_EVENT_TYPE"]
+__all__ = ["Replay", "Gap", "HistoryPages", "WholePage", "LOST_EVENT_TYPE"]
 
 LOST_EVENT_TYPE = "sse-lost"
 """The type of the event that says events after the client's id are no longer held."""
@@ -108,6 +108,15 @@ class Replay(Generic[T]):
         for key, item in replayed:
             self._pass(key, item)
 
+    def replays_whole(self, first: EventKey | None, last: EventKey | None) -> bool:
+        """True, and moved on to `last`, when a page of items with ids `first`..`last` may go out at once,
+        as it is: nothing is held (to merge into it) and all of it is new. Otherwise it goes through `replay`."""
+        if self._held or (first is not None and self._last is not None and first <= self._last):
+            return False
+        if last is not None:
+            self._last = last
+        return True
+
     def release(self, replayed: Iterable[tuple[EventKey | None, T]] = ()) -> None:
         """Pass on the replayed items, then the held live ones; back to passing live items."""
         for key, item in replayed:
@@ -178,6 +187,15 @@ def _lost_event(channels: Sequence[str], after: EventKey, now_at: EventKey | Non
     return Event(json.dumps(body).encode("utf-8"), LOST_EVENT_TYPE, event_id)
 
 
+@dataclass(frozen=True)
+class WholePage:
+    """All that a resume missed, as one page (`HistoryPages.whole`): reads shared by many resumes make it once."""
+
+    gap: Gap
+    earliest: EventKey | None
+    """The earliest `as_of` of the reads it was made from (whether it needs a sync)."""
+
+
 class HistoryPages:
     """What channels missed after an id, read a page at a time, in id order across the channels.
 
@@ -207,7 +225,10 @@ class HistoryPages:
         count: int,
         size: int,
         sync: Callable[[EventKey], Deferred[None]] | None = None,
+        whole: WholePage | None = None,
     ) -> None:
+        """`whole`: what these pages hold, made already (by `whole` of pages of the same channels, id and
+        bounds, from the same reads): the one page handed on."""
         self._history = history
         self._reading = list(channels)
         self._cursor = after
@@ -218,6 +239,8 @@ class HistoryPages:
         self._earliest: EventKey | None = None
         """The earliest `as_of` of every read so far: a channel read (and done) before a later page's bound
         still gets its events past that live, so that page needs the sync."""
+        self._whole = whole
+        self._last: Gap | None = None
 
     @property
     def done(self) -> bool:
@@ -228,8 +251,18 @@ class HistoryPages:
         """Everything up to here was handed on; the next page reads after it."""
         return self._cursor
 
+    def whole(self) -> WholePage | None:
+        """After the first page: all of it, when it was the only one."""
+        if self._last is None or self._reading or self._whole is not None:
+            return None
+        return WholePage(self._last, self._earliest)
+
     def next(self) -> Deferred[Gap]:
         """The next page: what the channels missed after the cursor, up to the page's bound."""
+        if self._whole is not None and self._first:
+            self._first, self._reading, self._earliest = False, [], self._whole.earliest
+            page = self._synced(self._whole.gap)
+            return page if isinstance(page, Deferred) else succeed(page)
         reading = self._reading
         count = max(1, self._count // len(reading))
         size = max(1, self._size // len(reading))
@@ -274,7 +307,8 @@ class HistoryPages:
         events.sort(key=lambda item: item[0] or (0, 0))
         if paged is not None:
             self._cursor = paged
-        return Gap(after, lost, events, through=through)
+        self._last = Gap(after, lost, events, through=through)
+        return self._last
 
 
 @lru_cache(maxsize=65536)

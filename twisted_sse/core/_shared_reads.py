@@ -21,6 +21,12 @@ their place (`HistoryPages`, `Gap.through`). So a storm of resumes of quiet chan
 one read per channel, however long the clients take to arrive, and whatever channels each
 stream combines. Current reads are kept for CURRENT_FOR seconds at most, and CURRENT_BYTES
 of event data in all (the oldest go first).
+
+When every channel of a resume has a current read, its whole history is one page made of
+those reads alone (`page`): made once, and handed as it is (the same objects, encoded
+once) to every resume of the same channels from the same id while those reads stay
+current. So the thousands of resumes of a storm cost a few look-ups each, not a merge of
+their channels' histories each.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from twisted.python.failure import Failure
 
 from twisted_sse.core._history import EventKey, Missed, page_of, parse_id
 from twisted_sse.core._interfaces import History
+from twisted_sse.core._replay import HistoryPages, WholePage
 
 __all__ = ["SharedReads"]
 
@@ -43,6 +50,8 @@ CURRENT_FOR = 1.0
 """Seconds a whole read stays current (at most: a message of its channel ends it sooner)."""
 CURRENT_BYTES = 8 * 1024 * 1024
 """Event data that current reads may hold in all."""
+PAGES_KEPT = 256
+"""Whole pages kept (by channels, id and page bounds); they hold the current reads' events, not copies."""
 
 
 @dataclass
@@ -87,6 +96,7 @@ class SharedReads:
         self._reading: set[str] = set()
         self._current: OrderedDict[str, _Current] = OrderedDict()
         self._current_bytes = 0
+        self._pages: OrderedDict[tuple[tuple[str, ...], EventKey, int, int], _Page] = OrderedDict()
         self.reads = 0
         """Reads sent to the broker (for tests and metrics)."""
         self.answered_current = 0
@@ -95,8 +105,9 @@ class SharedReads:
     def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
         """As `Broker.history`, for an asker that listens to `channel` already (so a current read serves it)."""
         ask = _Ask(after, count, size)
-        if channel in self._current:
-            answer = self._from_current(channel, ask)
+        current = self._valid(channel, after)
+        if current is not None:
+            answer = _for(ask, current.missed, current.keys)
             if answer is not None:
                 self.answered_current += 1
                 return succeed(answer)
@@ -164,17 +175,44 @@ class SharedReads:
         if gone is not None:
             self._current_bytes -= gone.size
 
-    def _from_current(self, channel: str, ask: _Ask) -> Missed | None:
-        """`ask`'s answer from the channel's current read, when it is still current and covers `ask`'s id."""
+    def _valid(self, channel: str, after: EventKey) -> _Current | None:
+        """The channel's current read, when it is still current and covers `after`."""
+        current = self._current.get(channel)
+        if current is None:
+            return None
         assert self._clock is not None and self._version is not None
-        current = self._current[channel]
         if self._clock.seconds() > current.until or self._version(channel) != current.version:
             self._drop(channel)
             return None
         assert current.missed.as_of is not None
-        if not current.start <= ask.after <= current.missed.as_of:
+        return current if current.start <= after <= current.missed.as_of else None
+
+    def page(self, channels: tuple[str, ...], after: EventKey, count: int, size: int) -> WholePage | None:
+        """The whole history of a resume of `channels` after `after`, when current reads of all of them
+        hold it in one page of `count` events and `size` bytes: the same object for every such resume
+        while those reads stay current. None: it reads its pages (and its reads become current)."""
+        currents = []
+        for channel in channels:
+            current = self._valid(channel, after)
+            if current is None:
+                return None
+            currents.append(current)
+        key = (channels, after, count, size)
+        kept = self._pages.get(key)
+        if kept is not None and all(a is b for a, b in zip(kept.reads, currents, strict=True)):
+            self.answered_current += len(channels)
+            return kept.whole
+        pages = HistoryPages(_FromCurrent(dict(zip(channels, currents, strict=True))), channels, after, count, size)
+        pages.next()  # answered at once: current reads only
+        whole = pages.whole()
+        if whole is None:
             return None
-        return _for(ask, current.missed, current.keys)
+        self._pages[key] = _Page(whole, tuple(currents))
+        self._pages.move_to_end(key)
+        while len(self._pages) > PAGES_KEPT:
+            self._pages.popitem(last=False)
+        self.answered_current += len(channels)
+        return whole
 
     def _failed(self, failure: Failure, channel: str, asks: list[_Ask]) -> None:
         self._reading.discard(channel)
@@ -182,6 +220,25 @@ class SharedReads:
             ask.answer.errback(failure)
         if channel in self._waiting:
             self._read(channel)
+
+
+@dataclass
+class _Page:
+    whole: WholePage
+    reads: tuple[_Current, ...]
+
+
+class _FromCurrent:
+    """Answers from given current reads, at once."""
+
+    def __init__(self, currents: dict[str, _Current]) -> None:
+        self._currents = currents
+
+    def history(self, channel: str, after: EventKey, count: int = 0, size: int = 0) -> Deferred[Missed]:
+        current = self._currents[channel]
+        answer = _for(_Ask(after, count, size), current.missed, current.keys)
+        assert answer is not None, "a current read is whole"
+        return succeed(answer)
 
 
 def _keys(missed: Missed) -> list[EventKey]:

@@ -42,6 +42,7 @@ _log = Logger()
 
 _CACHED_UP_TO = 8 * 1024
 _CACHED_EVENTS = 1024
+_CACHED_PAGES = 32
 _encodings: dict[int, tuple[Event, bytes]] = {}
 """Encoded history events by identity (each holds its event, so no other object can take its id)."""
 
@@ -60,6 +61,29 @@ def _encoded(event: Event) -> bytes:
     data = encode(event)
     _encodings[id(event)] = (event, data)
     return data
+
+
+_pages: dict[int, tuple[Gap, tuple[str, ...], list[tuple[EventKey | None, bytes]], EventKey | None,
+                        EventKey | None, bytes]] = {}  # fmt: skip
+"""Encoded pages by identity (each holds its gap): a whole page that current reads made serves many streams."""
+
+
+def _page_of(
+    gap: Gap, channels: tuple[str, ...]
+) -> tuple[list[tuple[EventKey | None, bytes]], EventKey | None, EventKey | None, bytes]:
+    """What a stream of `channels` is sent for `gap`, encoded: the items, the first and last ids, and all
+    of it as one block of bytes; kept for the last pages (by identity, like `_encoded`)."""
+    entry = _pages.get(id(gap))
+    if entry is not None and entry[0] is gap and entry[1] == channels:
+        return entry[2], entry[3], entry[4], entry[5]
+    items = [(key, _encoded(event)) for key, event in gap.for_stream(channels)]
+    keys = [key for key, _ in items if key is not None]
+    first, last = (keys[0], keys[-1]) if keys else (None, None)
+    data = b"".join(encoded for _, encoded in items)
+    if len(_pages) >= _CACHED_PAGES:
+        _pages.clear()
+    _pages[id(gap)] = (gap, channels, items, first, last, data)
+    return items, first, last, data
 
 
 @dataclass(frozen=True)
@@ -179,9 +203,10 @@ class EventStream:
         ready.addErrback(self._not_subscribed)
 
     def _catch_up(self, _: None, after: EventKey) -> Deferred[None]:
-        resumes = self._shared.resumes
-        self._pages = HistoryPages(self._shared.reads, self.channels, after, resumes.page_events, resumes.page_bytes,
-                                   self._shared.hub.synced)  # fmt: skip
+        resumes, reads = self._shared.resumes, self._shared.reads
+        count, size = resumes.page_events, resumes.page_bytes
+        whole = reads.page(self.channels, after, count, size)
+        self._pages = HistoryPages(reads, self.channels, after, count, size, self._shared.hub.synced, whole)
         return self._read_pages()
 
     def _read_pages(self) -> Deferred[None]:
@@ -224,10 +249,15 @@ class EventStream:
             self._resume_outcome = "ahead"
         elif gap.lost:
             self._resume_outcome = "lost"
-        items = [(key, _encoded(event)) for key, event in gap.for_stream(self.channels)]
+        items, first, last, data = _page_of(gap, self.channels)
         counters = self._shared.hub.counters
         counters.deliveries += len(items)
-        counters.sent_bytes += sum(len(data) for _, data in items)
+        counters.sent_bytes += len(data)
+        if self._replay.replays_whole(first, last):
+            # The usual case: nothing came live meanwhile: the page, encoded once for every stream it serves.
+            self.events_sent += len(items)
+            self._write(data)
+            return
         # The page goes out as one write, not one per event.
         self._page, page = [], None
         try:
