@@ -168,3 +168,27 @@ def test_a_channels_version_changes_with_each_message_and_each_new_hold():
     hub.add(a, ["news"])
     broker.pending["news"].callback(None)
     assert hub.version("news") not in (None, first, second)
+
+
+def test_synced_is_at_once_when_a_newer_id_went_out_else_the_broker_is_asked_and_coalescing_flushed():
+    """A resume's page waits (synced) until the events up to its bound reached the streams: ids go out in
+    increasing order, so an id past it means yes at once; otherwise the broker syncs, then what coalescing
+    holds is written, so a stream that resumes has it before the page is merged."""
+    from twisted.internet.task import Clock
+
+    from twisted_sse.core._framing import Event
+
+    clock = Clock()
+    broker = ManualBroker()
+    hub = Hub(broker, clock, coalesce=0.01)
+    listener = RecordingListener()
+    hub.add(listener, ["a"])
+    broker.pending["a"].callback(None)
+    hub.deliver([("a", Event(b"one", None, "5-0"))])
+    clock.advance(0.01)
+    assert hub.synced((5, 0)).called and ("sync", "") not in broker.calls
+    hub.deliver([("a", Event(b"two", None, "7-0"))])  # held by coalescing
+    synced = hub.synced((6, 0))
+    assert synced.called and broker.calls[-1] == ("sync", "")
+    assert listener.delivered == [b"id: 5-0\ndata: one\n\n", b"id: 7-0\ndata: two\n\n"]  # flushed before it fired
+    assert hub.synced((7, 0)).called and broker.calls.count(("sync", "")) == 1

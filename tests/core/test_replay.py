@@ -267,3 +267,13 @@ def test_held_live_items_up_to_the_bound_merge_into_the_page_once_each_in_id_ord
     assert sent == ["lost", "history 2", "history 3", "live 4", "history 5"]
     replay.release()
     assert sent[5:] == ["raw", "live 6"]
+
+
+def test_a_page_goes_out_whole_only_when_nothing_is_held_and_all_of_it_is_new():
+    replay = Replay(list().append)
+    replay.resume((1, 0))
+    assert replay.replays_whole((2, 0), (5, 0)) and replay.last == (5, 0)
+    assert not replay.replays_whole((5, 0), (6, 0))  # 5-0 went out already: item by item, skipping it
+    replay.live((7, 0), b"live")
+    assert not replay.replays_whole((8, 0), (9, 0)) and replay.last == (5, 0)  # something to merge in
+    assert replay.replays_whole(None, None) is False

@@ -245,3 +245,33 @@ def test_a_partial_read_is_never_current_and_current_reads_are_bounded_in_bytes(
     broker._clock.advance(0.005)
     broker.answer_reads()
     assert reads._current == {} and reads._current_bytes == 0
+
+
+def test_resumes_of_the_same_channels_and_id_share_one_whole_page_while_their_reads_stay_current():
+    """Once both channels have current reads, every resume of them from the same id gets the same page
+    object (made once: no merge per client); a message of either channel ends it; other ids, page bounds
+    too small for the whole history, or a channel without a current read get none (they read pages)."""
+    broker, ids = _broker()
+    clock = broker._clock
+    for n in range(3):
+        clock.advance(0.001)
+        publish_one(broker, "sport", b"s%d" % n)
+    versions = Versions()
+    versions.of["sport"] = 1
+    reads = SharedReads(broker, DeferredSemaphore(8), clock, window=0.005, version=versions)
+    channels = ("news", "sport")
+    assert reads.page(channels, ids[2], 100, 4096) is None  # no current reads yet
+    asked = [reads.history(channel, ids[2], 100, 0) for channel in channels]
+    clock.advance(0.005)
+    broker.answer_reads()
+    assert all(answer.called for answer in asked)
+    page = reads.page(channels, ids[2], 100, 4096)
+    assert page is not None and reads.page(channels, ids[2], 100, 4096) is page and reads.reads == 2
+    assert [event.data for _, _, event in page.gap.events] == [b"%d" % n for n in range(3, 10)] + [b"s0", b"s1", b"s2"]
+    assert page.gap.through == page.earliest  # both read as of the same id: no sync needed
+    other = reads.page(channels, ids[5], 100, 4096)
+    assert other is not None and other is not page and len(other.gap.events) == 7
+    assert reads.page(channels, ids[2], 3, 4096) is None  # three events a page: not the whole history
+    assert reads.page(("news", "elsewhere"), ids[2], 100, 4096) is None
+    versions.of["sport"] = 2  # a message of sport arrived
+    assert reads.page(channels, ids[2], 100, 4096) is None

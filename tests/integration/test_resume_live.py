@@ -230,3 +230,27 @@ def test_sync_publisher_and_cli_publish_durable_events(tmp_path, redis_db):
         assert bad.returncode == 2 and "invalid channel name" in bad.stderr
     finally:
         daemon.stop()
+
+
+def test_a_resume_whose_channels_were_read_at_different_ids_waits_for_redis_to_answer_a_ping(tmp_path, redis_db):
+    """a's read is current (made for a resume of a alone); then an event of a channel nobody here listens to
+    moves the ids on, so b's read stands further than a's. The page goes up to b's read, and before it goes
+    out the daemon PINGs Redis on its subscriber connection: an event of a published between the two reads
+    would arrive before the answer (and go out in its place). With --redis-timeout 60, an answer the daemon
+    failed to recognise would hold the page for a minute: the stream gets everything at once, in order."""
+    daemon = Daemon(tmp_path, "--publish-token", "s3cret", "--redis-timeout", "60", redis_url=redis_db.url)
+    try:
+        ids = [publish(daemon.port, "ab"[n % 2], b"%d" % n) for n in range(6)]
+        alone = LiveStream(daemon.port, "/events?channel=a", {"Last-Event-ID": ids[0]})
+        assert [event.last_event_id for event in alone.read(2)] == [ids[2], ids[4]]
+        pings = redis_db.client().info("commandstats").get("cmdstat_ping", {}).get("calls", 0)
+        publish(daemon.port, "elsewhere", b"x")
+        both = LiveStream(daemon.port, "/events?channel=a&channel=b", {"Last-Event-ID": ids[0]})
+        assert [event.last_event_id for event in both.read(5)] == ids[1:]
+        assert redis_db.client().info("commandstats")["cmdstat_ping"]["calls"] > pings
+        publish(daemon.port, "b", b"live")
+        assert both.read(6)[-1].data == "live"
+        alone.close()
+        both.close()
+    finally:
+        daemon.stop()

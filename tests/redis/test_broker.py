@@ -420,3 +420,72 @@ def test_a_failed_publish_script_fails_every_publish_of_its_batch(redis):
     receipts = _receipts(redis, [("a", b"1", None)], [("b", b"2", None)])
     redis.answer("publish", RuntimeError("READONLY You can't write against a read only replica."))
     assert [r.getErrorMessage() for r in receipts] == ["READONLY You can't write against a read only replica."] * 2
+
+
+def bulk(data):
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def test_sync_is_one_ping_in_flight_answered_once_the_messages_before_it_are_handed_on(redis):
+    """Redis answers a PING after every message published before it: the sync fires once those reached the
+    hub. Syncs asked meanwhile share the next PING; liveness PINGs' answers (no argument) fire none."""
+    listener = RecordingListener()
+    redis.hub.add(listener, ["a"])
+    redis.feed(confirmed(b"a"))
+    redis.sent()
+    first = redis.broker.sync()
+    seen = []
+    first.addCallback(lambda _: seen.append(list(listener.delivered)))
+    later = [redis.broker.sync(), redis.broker.sync()]
+    assert redis.sent() == resp(b"PING", b"sse-sync")  # one in flight; the other two wait for it
+    redis.feed(resp(b"pong", b""))  # a liveness PING's answer
+    assert seen == [] and not any(d.called for d in later)
+    redis.feed(resp(b"message", b"sse:#events:a", durable(b"3-0", b"x")), resp(b"pong", b"sse-sync"))
+    assert seen == [[b"id: 3-0\ndata: x\n\n"]]
+    assert redis.sent() == resp(b"PING", b"sse-sync") and not any(d.called for d in later)
+    redis.feed(bulk(b"sse-sync"))  # how Redis answers when the connection subscribes nothing
+    assert all(d.called for d in later) and redis.sent() == b""
+
+
+def test_a_sync_waits_for_a_recovery_and_fails_when_the_connection_goes(redis):
+    listener = RecordingListener()
+    _reconnected(redis, listener)
+    redis.sent()
+    during = redis.broker.sync()
+    redis.feed(resp(b"message", b"sse:#events:b", durable(b"5-0", b"live")), resp(b"pong", b"sse-sync"))
+    assert not during.called  # the recovery still holds 5-0 back
+    redis.answer("read", [0, [entry(b"3-0", b"missed")], b"", 0, b"1-0", b"9-0"])
+    redis.answer("read", [0, [], b"", 0, b"1-0", b"9-0"])
+    assert during.called and b"".join(listener.delivered).endswith(b"id: 5-0\ndata: live\n\n")
+    pending = redis.broker.sync()
+    failures = []
+    pending.addErrback(failures.append)
+    redis.protocol.connectionLost(None)
+    assert failures and failures[0].check(RedisUnavailable)
+
+
+def test_a_sync_fails_at_once_while_redis_is_down_and_times_out_when_unanswered(redis):
+    redis.sent()
+    unanswered = redis.broker.sync()
+    failures = []
+    unanswered.addErrback(failures.append)
+    redis.clock.advance(5.1)
+    assert len(failures) == 1  # the timeout (--redis-timeout): the resume fails, its client retries
+    redis.protocol.connectionLost(None)
+    down = redis.broker.sync()
+    down.addErrback(failures.append)
+    assert len(failures) == 2 and failures[1].check(RedisUnavailable)
+
+
+def test_a_recovery_whose_reads_stood_at_different_ids_merges_what_came_live_after_a_ping(redis):
+    """a was read as of 5-0, b as of 9-0 (with b's 7-0): a's 6-0, published between the reads, is in no read.
+    It comes live; the recovery PINGs, and once the answer is in, hands on 6-0 before 7-0."""
+    listener = RecordingListener()
+    _reconnected(redis, listener)
+    redis.sent()
+    redis.answer("read", [0, [], b"", 0, b"1-0", b"5-0"])
+    redis.answer("read", [0, [entry(b"7-0", b"b7")], b"", 0, b"1-0", b"9-0"])
+    assert redis.sent() == resp(b"PING", b"sse-sync")
+    assert len(listener.delivered) == 1  # only what came before the outage
+    redis.feed(resp(b"message", b"sse:#events:a", durable(b"6-0", b"a6")), resp(b"pong", b"sse-sync"))
+    assert b"".join(listener.delivered[1:]) == b"id: 6-0\ndata: a6\n\nid: 7-0\ndata: b7\n\n"
