@@ -275,3 +275,16 @@ def test_resumes_of_the_same_channels_and_id_share_one_whole_page_while_their_re
     assert reads.page(("news", "elsewhere"), ids[2], 100, 4096) is None
     versions.of["sport"] = 2  # a message of sport arrived
     assert reads.page(channels, ids[2], 100, 4096) is None
+
+
+def test_whole_pages_kept_are_bounded_in_bytes(monkeypatch):
+    """Pages may outlive their reads until replaced: at most PAGES_BYTES of event data in all (oldest go)."""
+    from twisted_sse.core import _shared_reads
+
+    monkeypatch.setattr(_shared_reads, "PAGES_BYTES", 10)
+    _, ids, reads, _ = _current()
+    first = reads.page(("news",), ids[2], 100, 4096)  # 7 events of 1 byte
+    assert first is not None and reads._pages_bytes == 7
+    second = reads.page(("news",), ids[5], 100, 4096)  # 4 more: the first goes
+    assert second is not None and reads._pages_bytes == 4 and len(reads._pages) == 1
+    assert reads.page(("news",), ids[2], 100, 4096) is not first  # made again

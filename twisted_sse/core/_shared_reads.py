@@ -51,7 +51,9 @@ CURRENT_FOR = 1.0
 CURRENT_BYTES = 8 * 1024 * 1024
 """Event data that current reads may hold in all."""
 PAGES_KEPT = 256
-"""Whole pages kept (by channels, id and page bounds); they hold the current reads' events, not copies."""
+PAGES_BYTES = 8 * 1024 * 1024
+"""Whole pages kept (by channels, id and page bounds), and their event data in all: they hold the current
+reads' events, not copies, but may outlive those reads until they are replaced or pushed out."""
 
 
 @dataclass
@@ -97,6 +99,7 @@ class SharedReads:
         self._current: OrderedDict[str, _Current] = OrderedDict()
         self._current_bytes = 0
         self._pages: OrderedDict[tuple[tuple[str, ...], EventKey, int, int], _Page] = OrderedDict()
+        self._pages_bytes = 0
         self.reads = 0
         """Reads sent to the broker (for tests and metrics)."""
         self.answered_current = 0
@@ -207,12 +210,19 @@ class SharedReads:
         whole = pages.whole()
         if whole is None:
             return None
-        self._pages[key] = _Page(whole, tuple(currents))
-        self._pages.move_to_end(key)
-        while len(self._pages) > PAGES_KEPT:
-            self._pages.popitem(last=False)
+        self._keep_page(key, _Page(whole, tuple(currents), sum(len(e.data) for _, _, e in whole.gap.events)))
         self.answered_current += len(channels)
         return whole
+
+    def _keep_page(self, key: tuple[tuple[str, ...], EventKey, int, int], page: _Page) -> None:
+        gone = self._pages.pop(key, None)
+        if gone is not None:
+            self._pages_bytes -= gone.size
+        self._pages[key] = page
+        self._pages_bytes += page.size
+        while len(self._pages) > PAGES_KEPT or self._pages_bytes > PAGES_BYTES:
+            _, oldest = self._pages.popitem(last=False)
+            self._pages_bytes -= oldest.size
 
     def _failed(self, failure: Failure, channel: str, asks: list[_Ask]) -> None:
         self._reading.discard(channel)
@@ -226,6 +236,7 @@ class SharedReads:
 class _Page:
     whole: WholePage
     reads: tuple[_Current, ...]
+    size: int
 
 
 class _FromCurrent:

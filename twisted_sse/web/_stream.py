@@ -43,6 +43,7 @@ _log = Logger()
 _CACHED_UP_TO = 8 * 1024
 _CACHED_EVENTS = 1024
 _CACHED_PAGES = 32
+_CACHED_PAGE_BYTES = 64 * 1024
 _encodings: dict[int, tuple[Event, bytes]] = {}
 """Encoded history events by identity (each holds its event, so no other object can take its id)."""
 
@@ -72,7 +73,8 @@ def _page_of(
     gap: Gap, channels: tuple[str, ...]
 ) -> tuple[list[tuple[EventKey | None, bytes]], EventKey | None, EventKey | None, bytes]:
     """What a stream of `channels` is sent for `gap`, encoded: the items, the first and last ids, and all
-    of it as one block of bytes; kept for the last pages (by identity, like `_encoded`)."""
+    of it as one block of bytes; kept for the last 32 pages of up to 64 KiB (at most 2 MiB), by identity
+    like `_encoded`: a whole page that current reads made is the same object for every stream it serves."""
     entry = _pages.get(id(gap))
     if entry is not None and entry[0] is gap and entry[1] == channels:
         return entry[2], entry[3], entry[4], entry[5]
@@ -80,9 +82,10 @@ def _page_of(
     keys = [key for key, _ in items if key is not None]
     first, last = (keys[0], keys[-1]) if keys else (None, None)
     data = b"".join(encoded for _, encoded in items)
-    if len(_pages) >= _CACHED_PAGES:
-        _pages.clear()
-    _pages[id(gap)] = (gap, channels, items, first, last, data)
+    if len(data) <= _CACHED_PAGE_BYTES:
+        if len(_pages) >= _CACHED_PAGES:
+            _pages.clear()
+        _pages[id(gap)] = (gap, channels, items, first, last, data)
     return items, first, last, data
 
 
@@ -175,7 +178,8 @@ class EventStream:
         Resuming: live events are held from the moment the stream registers; once the
         broker confirms the subscription (and a resume slot is free) the history after
         `after` is read and sent a page at a time, each page once the client has taken
-        the one before, then the held events, skipping what the history already had.
+        the one before (with the held events up to its bound merged in: `HistoryPages`),
+        then the other held events, skipping what the history already had.
         """
         if self._request.content is not None:
             self._request.content.close()  # a stream has no body: don't keep an empty buffer open for hours
