@@ -288,3 +288,18 @@ def test_whole_pages_kept_are_bounded_in_bytes(monkeypatch):
     second = reads.page(("news",), ids[5], 100, 4096)  # 4 more: the first goes
     assert second is not None and reads._pages_bytes == 4 and len(reads._pages) == 1
     assert reads.page(("news",), ids[2], 100, 4096) is not first  # made again
+
+
+def test_a_kept_page_does_not_keep_the_reads_it_was_made_of():
+    """A page may outlive its reads: it holds its own events only (bounded by PAGES_BYTES), not whole reads."""
+    import gc
+    import weakref
+
+    _, ids, reads, versions = _current()
+    read = weakref.ref(reads._current["news"])
+    page = reads.page(("news",), ids[5], 100, 4096)
+    assert page is not None
+    versions.of["news"] = 2  # a message arrived: the read is no longer current, and is dropped
+    assert reads.page(("news",), ids[5], 100, 4096) is None and reads._current == {}
+    gc.collect()
+    assert read() is None and len(reads._pages) == 1

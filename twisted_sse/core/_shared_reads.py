@@ -31,6 +31,7 @@ their channels' histories each.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
@@ -56,6 +57,9 @@ PAGES_BYTES = 8 * 1024 * 1024
 reads' events, not copies, but may outlive those reads until they are replaced or pushed out."""
 
 
+_serials = itertools.count(1)
+
+
 @dataclass
 class _Current:
     start: EventKey
@@ -64,6 +68,8 @@ class _Current:
     version: int
     until: float
     size: int
+    serial: int = field(default_factory=lambda: next(_serials))
+    """What whole pages made of this read remember it by: not the read itself, which they would keep alive."""
 
 
 @dataclass
@@ -202,7 +208,8 @@ class SharedReads:
             currents.append(current)
         key = (channels, after, count, size)
         kept = self._pages.get(key)
-        if kept is not None and all(a is b for a, b in zip(kept.reads, currents, strict=True)):
+        serials = tuple(current.serial for current in currents)
+        if kept is not None and kept.reads == serials:
             self.answered_current += len(channels)
             return kept.whole
         pages = HistoryPages(_FromCurrent(dict(zip(channels, currents, strict=True))), channels, after, count, size)
@@ -210,7 +217,7 @@ class SharedReads:
         whole = pages.whole()
         if whole is None:
             return None
-        self._keep_page(key, _Page(whole, tuple(currents), sum(len(e.data) for _, _, e in whole.gap.events)))
+        self._keep_page(key, _Page(whole, serials, sum(len(e.data) for _, _, e in whole.gap.events)))
         self.answered_current += len(channels)
         return whole
 
@@ -235,7 +242,8 @@ class SharedReads:
 @dataclass
 class _Page:
     whole: WholePage
-    reads: tuple[_Current, ...]
+    reads: tuple[int, ...]
+    """The serials of the current reads it was made of: it serves while those are still the current ones."""
     size: int
 
 
