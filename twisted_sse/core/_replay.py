@@ -240,7 +240,6 @@ class HistoryPages:
         """The earliest `as_of` of every read so far: a channel read (and done) before a later page's bound
         still gets its events past that live, so that page needs the sync."""
         self._whole = whole
-        self._last: Gap | None = None
 
     @property
     def done(self) -> bool:
@@ -251,17 +250,18 @@ class HistoryPages:
         """Everything up to here was handed on; the next page reads after it."""
         return self._cursor
 
-    def whole(self) -> WholePage | None:
-        """After the first page: all of it, when it was the only one."""
-        if self._last is None or self._reading or self._whole is not None:
+    def whole(self, first: Gap) -> WholePage | None:
+        """`first`, the first page these pages handed on, as all there is, when it was the only one."""
+        if self._reading or first.ahead is not None:
             return None
-        return WholePage(self._last, self._earliest)
+        return WholePage(first, self._earliest)
 
     def next(self) -> Deferred[Gap]:
         """The next page: what the channels missed after the cursor, up to the page's bound."""
-        if self._whole is not None and self._first:
-            self._first, self._reading, self._earliest = False, [], self._whole.earliest
-            page = self._synced(self._whole.gap)
+        whole, self._whole = self._whole, None
+        if whole is not None and self._first:
+            self._first, self._reading, self._earliest = False, [], whole.earliest
+            page = self._synced(whole.gap)
             return page if isinstance(page, Deferred) else succeed(page)
         reading = self._reading
         count = max(1, self._count // len(reading))
@@ -307,8 +307,7 @@ class HistoryPages:
         events.sort(key=lambda item: item[0] or (0, 0))
         if paged is not None:
             self._cursor = paged
-        self._last = Gap(after, lost, events, through=through)
-        return self._last
+        return Gap(after, lost, events, through=through)
 
 
 @lru_cache(maxsize=65536)

@@ -43,7 +43,7 @@ from twisted.python.failure import Failure
 
 from twisted_sse.core._history import EventKey, Missed, page_of, parse_id
 from twisted_sse.core._interfaces import History
-from twisted_sse.core._replay import HistoryPages, WholePage
+from twisted_sse.core._replay import Gap, HistoryPages, WholePage
 
 __all__ = ["SharedReads"]
 
@@ -213,8 +213,9 @@ class SharedReads:
             self.answered_current += len(channels)
             return kept.whole
         pages = HistoryPages(_FromCurrent(dict(zip(channels, currents, strict=True))), channels, after, count, size)
-        pages.next()  # answered at once: current reads only
-        whole = pages.whole()
+        first: list[Gap] = []
+        pages.next().addCallback(first.append)  # answered at once: current reads only
+        whole = pages.whole(first[0])
         if whole is None:
             return None
         self._keep_page(key, _Page(whole, serials, sum(len(e.data) for _, _, e in whole.gap.events)))

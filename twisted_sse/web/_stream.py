@@ -64,7 +64,7 @@ def _encoded(event: Event) -> bytes:
     return data
 
 
-_pages: dict[int, tuple[Gap, tuple[str, ...], list[tuple[EventKey | None, bytes]], EventKey | None,
+_encoded_pages: dict[int, tuple[Gap, tuple[str, ...], list[tuple[EventKey | None, bytes]], EventKey | None,
                         EventKey | None, bytes]] = {}  # fmt: skip
 """Encoded pages by identity (each holds its gap): a whole page that current reads made serves many streams."""
 
@@ -75,7 +75,7 @@ def _page_of(
     """What a stream of `channels` is sent for `gap`, encoded: the items, the first and last ids, and all
     of it as one block of bytes; kept for the last 32 pages of up to 64 KiB (at most 2 MiB), by identity
     like `_encoded`: a whole page that current reads made is the same object for every stream it serves."""
-    entry = _pages.get(id(gap))
+    entry = _encoded_pages.get(id(gap))
     if entry is not None and entry[0] is gap and entry[1] == channels:
         return entry[2], entry[3], entry[4], entry[5]
     items = [(key, _encoded(event)) for key, event in gap.for_stream(channels)]
@@ -83,9 +83,9 @@ def _page_of(
     first, last = (keys[0], keys[-1]) if keys else (None, None)
     data = b"".join(encoded for _, encoded in items)
     if len(data) <= _CACHED_PAGE_BYTES:
-        if len(_pages) >= _CACHED_PAGES:
-            _pages.clear()
-        _pages[id(gap)] = (gap, channels, items, first, last, data)
+        if len(_encoded_pages) >= _CACHED_PAGES:
+            _encoded_pages.clear()
+        _encoded_pages[id(gap)] = (gap, channels, items, first, last, data)
     return items, first, last, data
 
 
@@ -236,6 +236,7 @@ class EventStream:
             pages = self._pages
             assert pages is not None
             if pages.done:
+                self._pages = None  # a stream may stay for hours: keep nothing of its resume
                 self._replay.release()
                 self._held_bytes = 0
                 self._shared.hub.counters.resumed(self._resume_outcome)
