@@ -221,3 +221,24 @@ def test_channels_read_at_different_times_lose_nothing_published_between_their_r
     broker.answer_one()  # b's history: b1 and b2
     _settle(harness, broker)
     assert _data(client) == ["b1", "a2", "b2"]
+
+
+def test_resumes_of_the_same_channels_from_the_same_id_after_the_first_cost_no_read_and_keep_nothing():
+    """The first resume's reads become current; the next ones of the same channels and id get one whole
+    page made from them (no read of their own), each its own events; a resumed stream keeps nothing of it."""
+    clock = Clock()
+    broker = SlowHistoryBroker(clock)
+    harness = Harness(broker=broker, clock=clock, resume_window=0.005)
+    start = _publish(harness, "a", b"a0")[0]
+    for n in range(3):
+        _publish(harness, "a", b"a%d" % (n + 1))
+        _publish(harness, "b", b"b%d" % (n + 1))
+    path, expected = "/events?channel=a&channel=b", ["a1", "b1", "a2", "b2", "a3", "b3"]
+    first = harness.stream(path, {"Last-Event-ID": start})
+    clock.advance(0.005)
+    _settle(harness, broker)
+    assert _data(first) == expected and harness.service.resource._surface.streams.reads.reads == 2
+    others = [harness.stream(path, {"Last-Event-ID": start}) for _ in range(20)]
+    assert broker.reads == [] and all(_data(client) == expected for client in others)
+    assert harness.service.resource._surface.streams.reads.reads == 2
+    assert all(stream._pages is None for stream in harness.service.hub.listeners())
