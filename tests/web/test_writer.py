@@ -153,3 +153,90 @@ def test_short_sends_keep_order_across_the_shortcut_and_the_buffer(room):
         drain(1)
     assert [e.data for e in client.response().events()] == expected
     assert (direct > 0, buffered > 0) == (True, True), (direct, buffered)  # both paths were taken
+
+
+def _publish_on(client, body=b"hello", version="HTTP/1.1"):
+    head = f"POST /events/news HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer secret\r\nContent-Length: {len(body)}\r\n\r\n"
+    client.protocol.dataReceived(head.replace("HTTP/1.1", version, 1).encode() + body)
+
+
+def test_a_publish_answer_goes_straight_to_an_idle_socket_in_one_send():
+    """On plain TCP the whole answer (status line, headers, body) is one send() as soon as it is known: no
+    bytes wait in Twisted's buffer for a reactor turn."""
+    harness = Harness()
+    client = SocketClient(harness.site)
+    _publish_on(client)
+    assert not client.buffered() and len(client.socket.sent) == 1
+    response = client.response()
+    assert response.status == 200 and response.complete and b'"channel": "news"' in response.body
+    assert client.socket.sent[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    _publish_on(client, b"again")  # keep-alive: the next request on the same connection too
+    assert not client.buffered() and len(client.socket.sent) == 2
+
+
+@pytest.mark.parametrize("room", [20, 100])
+def test_a_publish_answer_that_does_not_fit_goes_on_through_the_transport_whole(room):
+    harness = Harness()
+    client = SocketClient(harness.site, room=room)
+    _publish_on(client)
+    assert client.buffered()
+    for _ in range(100):
+        if not client.buffered():
+            break
+        client.socket.read()
+        client.transport.doWrite()
+    response = client.response()
+    assert response.status == 200 and response.complete and b'"channel": "news"' in response.body
+
+
+def test_an_http10_publish_answer_takes_the_shortcut_and_the_connection_closes_after_it():
+    harness = Harness()
+    client = SocketClient(harness.site)
+    _publish_on(client, version="HTTP/1.0")
+    assert len(client.socket.sent) == 1 and client.response().status == 200
+    assert client.transport.disconnecting
+
+
+def test_corked_headers_are_laid_out_byte_for_byte_as_twisted_writes_them():
+    """CorkableChannel lays out the status line and headers itself (HTTPChannel.writeHeaders writes straight
+    to the transport): this fails if Twisted's layout changes."""
+    from twisted.internet.testing import StringTransport
+    from twisted.web.http_headers import Headers
+
+    from twisted_sse.web._writer import CorkableChannel
+
+    headers = Headers({b"Content-Type": [b"application/json"], b"X-Two": [b"a", b"b"], b"Content-Length": [b"2"]})
+    plain, corked = HTTPChannel(), CorkableChannel()
+    for channel in (plain, corked):
+        channel.makeConnection(StringTransport())
+    plain.writeHeaders(b"HTTP/1.1", b"200", b"OK", headers)
+    plain.write(b"{}")
+    corked.cork()
+    corked.writeHeaders(b"HTTP/1.1", b"200", b"OK", headers)
+    corked.writeSequence([b"{", b"}"])
+    assert corked.transport.value() == b""
+    assert corked.uncork() == plain.transport.value()
+
+
+def test_answers_go_through_twisted_on_tls_unix_and_secure_requests():
+    """Only a plain tcp.Server under a CorkableChannel answers straight to the socket."""
+    from twisted_sse.web._writer import CorkableChannel, answers_direct
+
+    plain = CorkableChannel()
+    plain.makeConnection(fake_tcp_server(plain))
+    request = Request(plain)
+    request.clientproto = b"HTTP/1.1"
+    assert answers_direct(request)
+    request.setHost(b"example.com", 443, ssl=True)
+    assert not answers_direct(request)
+    assert not answers_direct(_started_request(_plain_channel()))  # a channel that can't cork
+    left, right = socket.socketpair()
+    try:
+        unix_channel = CorkableChannel()
+        unix_channel.makeConnection(unix.Server(left, unix_channel, "", None, 1, MemoryReactor()))
+        unix_request = Request(unix_channel)
+        unix_request.clientproto = b"HTTP/1.1"
+        assert not answers_direct(unix_request)
+    finally:
+        left.close()
+        right.close()
