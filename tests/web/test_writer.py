@@ -156,8 +156,8 @@ def test_short_sends_keep_order_across_the_shortcut_and_the_buffer(room):
 
 
 def _publish_on(client, body=b"hello", version="HTTP/1.1"):
-    head = f"POST /events/news {version}\r\nHost: t\r\nAuthorization: Bearer secret\r\n"
-    client.protocol.dataReceived(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    head = f"POST /events/news HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer secret\r\nContent-Length: {len(body)}\r\n\r\n"
+    client.protocol.dataReceived(head.replace("HTTP/1.1", version, 1).encode() + body)
 
 
 def test_a_publish_answer_goes_straight_to_an_idle_socket_in_one_send():
