@@ -23,7 +23,6 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from twisted_sse.core import Logger
-from twisted_sse.web._writer import CorkableChannel
 
 if TYPE_CHECKING:
     from twisted_sse.web._site import SSESite
@@ -207,7 +206,7 @@ class HTTPConnection(Protocol):
         abort(self.transport)
 
 
-class _GuardedChannel(CorkableChannel):
+class _GuardedChannel(HTTPChannel):
     """HTTP/1.x: the header deadline follows its requests, and overlong lines get a status that says why."""
 
     def __init__(self, connection: HTTPConnection) -> None:

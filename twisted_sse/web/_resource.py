@@ -49,7 +49,6 @@ from twisted_sse.web._access import AccessPolicy, Denied
 from twisted_sse.web._client_address import TrustedProxies, client_address, client_key, describe_client
 from twisted_sse.web._lifetimes import Lifetimes
 from twisted_sse.web._stream import EventStream, Resumes, Streams
-from twisted_sse.web._writer import write_whole
 
 __all__ = ["SSEResource"]
 
@@ -87,8 +86,10 @@ def _json(request: Request, code: int, value: object) -> bytes:
 
 def _finish(request: Request, body: bytes) -> None:
     """Answer a request whose render returned NOT_DONE_YET with `body`, whole: with its length, it goes
-    out unchunked, in one write (straight to the socket on plain TCP: `write_whole`)."""
-    write_whole(request, body)
+    out unchunked, in one write."""
+    request.setHeader(b"content-length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
 
 
 def _receipt_answer(receipt: Receipt, answer: dict[str, object]) -> tuple[int, dict[str, object]]:

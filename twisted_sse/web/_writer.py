@@ -14,13 +14,6 @@ anything else (HTTP/2) always take `Request.write`.
 
 The hub hands the same block to every listener of a channel one after the other, so the
 block's chunk is framed once and reused (`_chunk_of`).
-
-A whole answer (a publish's: its length known, nothing after it) takes the same shortcut
-(`write_whole`): on a plain TCP HTTP/1.x connection whose channel can collect its output
-(`CorkableChannel`), the status line, headers and body Twisted writes are collected and
-sent with one send() while the transport has nothing buffered, instead of being buffered
-and sent a reactor turn later (with the socket registered for writability and
-unregistered again around it).
 """
 
 from __future__ import annotations
@@ -31,12 +24,11 @@ from twisted.internet import tcp
 from twisted.internet.error import ConnectionAborted
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
-from twisted.web.http_headers import Headers
 from twisted.web.server import Request
 
 from twisted_sse.core import Block
 
-__all__ = ["CorkableChannel", "ResponseWriter", "chunk", "cut", "takes_shortcut", "write_whole"]
+__all__ = ["ResponseWriter", "chunk", "cut", "takes_shortcut"]
 
 
 def chunk(data: bytes) -> bytes:
@@ -89,92 +81,6 @@ def transport_is_idle(transport: tcp.Server) -> bool:
         or transport.disconnecting
         or transport._writeDisconnected
     )
-
-
-def send_now(transport: tcp.Server, send: Any, data: bytes) -> None:
-    """`data` straight to the socket (`send`) while `transport` has nothing buffered; what doesn't fit, and
-    everything while it has, goes through `transport`, so that order stays Twisted's."""
-    if not transport_is_idle(transport):
-        transport.write(data)
-        return
-    try:
-        sent = send(data)
-    except BlockingIOError:
-        sent = 0
-    except OSError:
-        return  # the connection is gone; the reactor reports it and its owner cleans up
-    if sent < len(data):
-        transport.write(data[sent:])
-
-
-class CorkableChannel(HTTPChannel):
-    """An HTTP/1.x channel whose output can be collected while a whole answer is written (`write_whole`)."""
-
-    _corked: list[bytes] | None = None
-
-    def cork(self) -> None:
-        """Collect what the channel writes from now on, instead of handing it to the transport."""
-        self._corked = []
-
-    def uncork(self) -> bytes:
-        """Stop collecting; what was collected."""
-        corked, self._corked = self._corked or [], None
-        return b"".join(corked)
-
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
-        corked = self._corked
-        if corked is None or not isinstance(headers, Headers):
-            super().writeHeaders(version, code, reason, headers)
-            return
-        # As HTTPChannel.writeHeaders lays them out (tests/web/test_writer.py compares the two byte for byte).
-        corked += (version, b" ", code, b" ", reason, b"\r\n")
-        for name, values in headers.getAllRawHeaders():
-            for value in values:
-                corked += (name, b": ", value, b"\r\n")
-        corked.append(b"\r\n")
-
-    def write(self, data: bytes) -> None:
-        if self._corked is None:
-            super().write(data)
-        else:
-            self._corked.append(data)
-
-    def writeSequence(self, iovec: list[bytes]) -> None:
-        if self._corked is None:
-            super().writeSequence(iovec)
-        else:
-            self._corked += iovec
-
-
-def answers_direct(request: Request) -> bool:
-    """True when a whole answer to `request` may be sent straight to its socket (public facts only)."""
-    channel = getattr(request, "channel", None)  # a test's DummyRequest has none
-    return (
-        isinstance(channel, CorkableChannel)
-        and not request.isSecure()
-        and type(channel.transport) is tcp.Server
-        and request.clientproto in (b"HTTP/1.1", b"HTTP/1.0")
-    )
-
-
-def write_whole(request: Request, body: bytes) -> None:
-    """Answer `request` with `body` and finish it: with its length, unchunked, in one write; straight
-    to the socket when `answers_direct`."""
-    request.setHeader(b"content-length", b"%d" % len(body))
-    if not answers_direct(request) or request.startedWriting:
-        request.write(body)
-        request.finish()
-        return
-    channel: Any = request.channel
-    channel.cork()
-    try:
-        request.write(body)
-    finally:
-        data = channel.uncork()
-    if data:
-        transport = channel.transport
-        send_now(transport, transport.getHandle().send, data)
-    request.finish()  # nothing more to write: it only ends the request (and the connection, if not persistent)
 
 
 def cut(request: Request) -> None:
@@ -231,4 +137,15 @@ class ResponseWriter:
             self._direct(_chunk_of(block))
 
     def _direct(self, framed: bytes) -> None:
-        send_now(self._transport, self._send, framed)
+        transport = self._transport
+        if not transport_is_idle(transport):
+            transport.write(framed)
+            return
+        try:
+            sent = self._send(framed)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the connection is gone; the reactor reports it and the stream cleans up
+        if sent < len(framed):
+            transport.write(framed[sent:])
