@@ -242,3 +242,19 @@ def test_resumes_of_the_same_channels_from_the_same_id_after_the_first_cost_no_r
     assert broker.reads == [] and all(_data(client) == expected for client in others)
     assert harness.service.resource._surface.streams.reads.reads == 2
     assert all(stream._pages is None for stream in harness.service.hub.listeners())
+
+
+def test_a_resume_that_missed_nothing_on_plain_tcp_goes_on_live():
+    """On the socket shortcut, a resume from the newest id (an empty page) must not end the response."""
+    from tests.http_harness import SocketClient
+
+    harness = Harness()
+    last = _publish(harness, "a", b"a1")[0]
+    for path in ("/events/a", "/events?channel=a&channel=b"):
+        client = harness.stream(path, {"Last-Event-ID": last}, client=SocketClient(harness.site))
+        client.flush()
+        _publish(harness, "a", b"live")
+        client.flush()
+        response = client.response()
+        assert not response.complete and [e.data for e in response.events()] == ["live"], path
+        last = response.events()[-1].last_event_id

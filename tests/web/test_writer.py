@@ -153,3 +153,16 @@ def test_short_sends_keep_order_across_the_shortcut_and_the_buffer(room):
         drain(1)
     assert [e.data for e in client.response().events()] == expected
     assert (direct > 0, buffered > 0) == (True, True), (direct, buffered)  # both paths were taken
+
+
+def test_no_bytes_write_nothing_not_the_last_chunk():
+    """A chunk of no bytes is HTTP/1.1's last chunk: a client would take the stream as ended. (A resume that
+    missed nothing has an empty page; on the socket shortcut it ended the stream, and live events that
+    followed went nowhere.)"""
+    harness = Harness()
+    client = harness.stream("/events/news", client=SocketClient(harness.site))
+    client.flush()
+    [stream] = harness.service.hub.listeners()
+    sent = len(client.socket.sent)
+    stream._writer.write(b"")
+    assert len(client.socket.sent) == sent

@@ -261,7 +261,8 @@ class EventStream:
         if self._replay.replays_whole(first, last):
             # The usual case: nothing came live meanwhile: the page, encoded once for every stream it serves.
             self.events_sent += len(items)
-            self._write(data)
+            if data:
+                self._write(data)
             return
         # The page goes out as one write, not one per event.
         self._page, page = [], None

@@ -123,7 +123,10 @@ class ResponseWriter:
         return self._transport is not None
 
     def write(self, data: bytes) -> None:
-        """Write bytes of the event stream (whole events, comments or fields)."""
+        """Write bytes of the event stream (whole events, comments or fields). Nothing is written for no
+        bytes: framed as a chunk, they would be the last chunk, which ends the response for the client."""
+        if not data:
+            return
         if self._transport is None:
             self._request.write(data)
         else:
