@@ -18,7 +18,10 @@ this process received or issued, and a cut is recorded at each channel's newest 
 is missing, so that resuming from before it signals the loss instead of a silent gap.
 
 A connection that stops answering (a hung or paused Redis, a dead peer) is found by
-PINGs: when nothing was heard for `timeout` seconds it is cut and made again.
+PINGs: when nothing was heard for `timeout` seconds it is cut and made again. `sync` sends
+a PING too, with an argument that tells its answer apart: Redis answers it after every
+message published before it, which is how a resume (or the recovery itself) knows that the
+events its history reads lack, published after them, have arrived live.
 
 Publishes go through a `PublishQueue` on a connection of their own: the publishes of one
 reactor turn (and those that came while the previous batch was out) are one script call.
