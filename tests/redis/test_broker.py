@@ -39,8 +39,9 @@ class Connected:
         self.hub = Hub(self.broker)
         self.connect()
         self.answer("position", b"1-0")
-        assert self.sent() == resp(b"PING")
-        self.feed(resp(b"pong", b""))
+        assert self.sent() == resp(b"PING") + resp(b"PING", b"sse-sync")  # liveness, then the position's
+        self.feed(resp(b"pong", b""), resp(b"pong", b"sse-sync"))
+        assert self.broker._replay.last == (1, 0)
 
     def _script(self, script, keys, args):
         names = {_PUBLISH: "publish", _READ: "read", _POSITION: "position", _SETTLE: "settle", "wait": "wait"}
@@ -489,3 +490,26 @@ def test_a_recovery_whose_reads_stood_at_different_ids_merges_what_came_live_aft
     assert len(listener.delivered) == 1  # only what came before the outage
     redis.feed(resp(b"message", b"sse:#events:a", durable(b"6-0", b"a6")), resp(b"pong", b"sse-sync"))
     assert b"".join(listener.delivered[1:]) == b"id: 6-0\ndata: a6\n\nid: 7-0\ndata: b7\n\n"
+
+
+def test_a_message_published_before_the_position_was_read_but_arriving_after_it_is_not_skipped():
+    """The position is read on another connection: a channel subscribed before that read ran may get a message
+    with a lower id AFTER the answer. The position is only taken once a PING on the subscriber connection came
+    back (so every such message has arrived), never skipping one; until then the ids received stand."""
+    clock = Clock()
+    broker = RedisBroker(RedisAddress(host="127.0.0.1"), "sse:", clock)
+    redis = Connected.__new__(Connected)
+    redis.clock, redis.broker, redis.scripts = clock, broker, []
+    broker._query = broker._script = redis._script
+    redis.hub = Hub(broker)
+    redis.connect()
+    listener = RecordingListener()
+    redis.hub.add(listener, ["a"])
+    redis.feed(resp(b"pong", b""), confirmed(b"a"))
+    redis.sent()
+    redis.answer("position", b"5-0")  # the read ran after 4-0 was published on a
+    assert redis.sent() == resp(b"PING", b"sse-sync") and broker._replay.last is None
+    redis.feed(resp(b"message", b"sse:#events:a", durable(b"4-0", b"published before the read")))
+    assert listener.delivered == [b"id: 4-0\ndata: published before the read\n\n"]
+    redis.feed(resp(b"pong", b"sse-sync"))
+    assert broker._replay.last == (5, 0)  # where a recovery after an outage would read from

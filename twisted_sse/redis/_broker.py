@@ -432,12 +432,17 @@ class RedisBroker(Service):
     # Position, recovery, liveness
 
     def _learn_position(self) -> None:
-        """Ask where the id sequence stands, so that a later outage knows what it missed."""
+        """Ask where the id sequence stands, so that a later outage knows what it missed.
+
+        The read runs on another connection: a channel subscribed before it ran may still get a message
+        with a lower id after its answer, which the replay would skip once it stood at the position. So
+        the position is taken only once a PING sent after the answer came back: every such message has
+        arrived by then."""
 
         def learned(reply: bytes) -> None:
             key = parse_id(reply.decode("ascii"))
-            if key is not None:
-                self._replay.advance(key)
+            if key is not None and self._subscriber is not None:
+                self._ping(past_recovery=False).addCallbacks(lambda _: self._replay.advance(key), failed)
 
         def failed(failure: Failure) -> None:
             _log.warn("could not read the id position from Redis: {error}", error=failure.getErrorMessage())
