@@ -49,15 +49,18 @@ class Listeners:
             return f"http://localhost{path}"
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def curl(self, transport: str, path: str, out: Path) -> subprocess.Popen[bytes]:
+    def curl(self, transport: str, path: str, out: Path, *headers: str) -> subprocess.Popen[bytes]:
+        """curl reading `path` into `out`; "http2" is HTTP/2 over the TLS listener."""
         argv = ["curl", "-sN", "--max-time", "30", "-o", str(out)]
-        if transport == "tls":
-            argv += ["--cacert", str(self.ca_pem)]
+        for header in headers:
+            argv += ["-H", header]
+        if transport in ("tls", "http2"):
+            argv += ["--cacert", str(self.ca_pem), "--http2" if transport == "http2" else "--http1.1"]
         if transport == "unix":
             argv += ["--unix-socket", str(self.unix_path)]
         if transport == "http1.0":
             argv += ["--http1.0"]
-        return subprocess.Popen([*argv, self.url(transport, path)])
+        return subprocess.Popen([*argv, self.url("tls" if transport == "http2" else transport, path)])
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_pem))

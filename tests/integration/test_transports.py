@@ -170,3 +170,33 @@ def test_publishing_one_event_and_a_batch_is_answered_whole_on_every_transport(l
     assert [(e.data, e.last_event_id) for e in events] == [("single", one["id"]), ("a", batch["ids"][0]),
                                                            ("b", batch["ids"][1])]  # fmt: skip
     stream.close()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "unix", "http1.0", "http2"])
+def test_resumes_of_several_channels_get_their_page_then_live_events_on_every_transport(listeners, tmp_path, transport):
+    """Three curls resume a two-channel stream: two from the same id (the second gets the whole page the
+    first one's reads made) and one from the newest id (an empty page, which must not end its stream);
+    each then gets a live event. On every transport, with the socket shortcut where it applies."""
+    x, y = f"x{transport.replace('.', '')}", f"y{transport.replace('.', '')}"
+    ids = [listeners.publish(channel, data) for channel, data in ((x, b"a0"), (y, b"b1"), (x, b"a2"))]
+    path = f"/events?channel={x}&channel={y}"
+    resumes = [(ids[0], "twice-1"), (ids[0], "twice-2"), (ids[2], "nothing-missed")]
+    outs = {name: tmp_path / f"{name}.out" for _, name in resumes}
+    curls = []
+    try:
+        for count, (after, name) in enumerate(resumes, 1):
+            curls.append(listeners.curl(transport, path, outs[name], f"Last-Event-ID: {after}"))
+            wait_until(lambda count=count: health(listeners.port)["streams"] == count, timeout=10)
+        live = listeners.publish(y, b"live")
+
+        def events(name):
+            return [(e.data, e.last_event_id) for e in SSEParser().feed(outs[name].read_bytes()) if e.data]
+
+        wait_until(lambda: all(out.exists() and b"live" in out.read_bytes() for out in outs.values()), timeout=10)
+    finally:
+        for process in curls:
+            process.terminate()
+            process.wait()
+    missed = [("b1", ids[1]), ("a2", ids[2]), ("live", live)]
+    assert events("twice-1") == events("twice-2") == missed
+    assert events("nothing-missed") == [("live", live)]
