@@ -258,3 +258,20 @@ def test_a_resume_that_missed_nothing_on_plain_tcp_goes_on_live():
         response = client.response()
         assert not response.complete and [e.data for e in response.events()] == ["live"], path
         last = response.events()[-1].last_event_id
+
+
+def test_encoded_pages_kept_are_bounded_in_number_and_size():
+    """At most 32 pages of up to 64 KiB each are kept encoded (about 2 MiB); a larger page is encoded for
+    each stream it goes to."""
+    from twisted_sse.core import Event, Gap
+    from twisted_sse.web import _stream
+
+    _stream._encoded_pages.clear()
+    small = [Gap((1, 0), [], [((2, n), "a", Event(b"x", None, f"2-{n}"))]) for n in range(_stream._CACHED_PAGES + 1)]
+    for gap in small:
+        assert _stream._page_of(gap, ("a",))[3] is _stream._page_of(gap, ("a",))[3]  # the kept bytes, reused
+    assert len(_stream._encoded_pages) <= _stream._CACHED_PAGES
+    big = Gap((1, 0), [], [((3, n), "a", Event(b"y" * 1000, None, f"3-{n}")) for n in range(70)])
+    _stream._page_of(big, ("a",))
+    assert id(big) not in _stream._encoded_pages
+    _stream._encoded_pages.clear()
