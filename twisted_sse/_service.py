@@ -79,6 +79,7 @@ class SSEService(MultiService):
             settings.body_timeout,
             self.resource.screen,
             self.counters,
+            self.resource.whole_post,
         )
         self.site.max_pending = settings.max_pending
         self.site.streams_open = lambda: self.hub.streams_open

@@ -24,6 +24,7 @@ from twisted.web.server import Request
 
 from twisted_sse.core import ChannelPatterns
 from twisted_sse.web._auth_callback import AuthCallback, CallbackDenied
+from twisted_sse.web._post_request import PostRequest
 from twisted_sse.web._token_verifier import Grants, InvalidToken, TokenVerifier
 
 __all__ = ["AccessPolicy", "Denied"]
@@ -46,7 +47,7 @@ def _denied(failure: Failure) -> Failure:
     return failure
 
 
-def _bearer(request: Request) -> str | None:
+def _bearer(request: PostRequest) -> str | None:
     """The Bearer credential, None without an Authorization header; Denied for another scheme."""
     header = request.getHeader(b"authorization")
     if header is None:
@@ -102,7 +103,7 @@ class AccessPolicy:
             raise Denied(403, f"the token does not allow subscribing to {', '.join(refused[:5])}")
         return grants.expires
 
-    def check_publish(self, request: Request, channels: Sequence[str], publish_token: str) -> None:
+    def check_publish(self, request: PostRequest, channels: Sequence[str], publish_token: str) -> None:
         """Allowed by the static publish token, or by a token whose `sse.publish` covers every channel."""
         grants = self.check_publisher(request, publish_token)
         if grants is None:
@@ -111,7 +112,7 @@ class AccessPolicy:
         if refused:
             raise Denied(403, f"the token does not allow publishing to {', '.join(refused[:5])}")
 
-    def check_publisher(self, request: Request, publish_token: str) -> Grants | None:
+    def check_publisher(self, request: PostRequest, publish_token: str) -> Grants | None:
         """The publisher's credential, before knowing the channels: None for the static publish token
         (every channel), a JWT's grants, or Denied (none, or not valid)."""
         credential = _bearer(request)

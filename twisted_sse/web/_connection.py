@@ -23,6 +23,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from twisted_sse.core import Logger
+from twisted_sse.web._post_channel import PostChannel
 
 if TYPE_CHECKING:
     from twisted_sse.web._site import SSESite
@@ -98,7 +99,7 @@ class HTTPConnection(Protocol):
     callLater: Any
 
     def __init__(self) -> None:
-        self.channel: _GuardedChannel | Any = None
+        self.channel: _GuardedChannel | PostChannel | Any = None
         self._deadline: IDelayedCall | None = None
         self._held: list[bytes] | None = None
         """A new connection's first bytes, while it waits for its turn (the site's pacer)."""
@@ -156,7 +157,7 @@ class HTTPConnection(Protocol):
     def pending(self) -> bool:
         """True while this connection carries no stream: no request yet, or one that hasn't started streaming."""
         channel = self.channel
-        if channel is None:
+        if channel is None or isinstance(channel, PostChannel):
             return True
         if isinstance(channel, HTTPChannel):
             head = channel.requests[0] if channel.requests else None
@@ -168,15 +169,26 @@ class HTTPConnection(Protocol):
         """`h2` or `http/1.1` once the first bytes arrived; b"" before."""
         if self.channel is None:
             return b""
-        return b"http/1.1" if isinstance(self.channel, HTTPChannel) else b"h2"
+        return b"h2" if isinstance(self.channel, _GuardedH2Connection) else b"http/1.1"
 
     def _open_channel(self) -> Any:
         negotiated = getattr(self.transport, "negotiatedProtocol", None)  # INegotiated, on TLS transports
-        channel: Any
         if negotiated == b"h2" and _H2Connection is not None:
-            channel = _GuardedH2Connection(self, reactor=self.site.reactor)
-        else:
-            channel = _GuardedChannel(self)
+            return self._twisted_channel(_GuardedH2Connection(self, reactor=self.site.reactor))
+        if self.site.whole_post is not None:
+            channel = PostChannel(self, self.site.whole_post, self.site.max_body)
+            channel.makeConnection(self.transport)
+            return channel
+        return self._twisted_channel(_GuardedChannel(self))
+
+    def hand_over(self, data: bytes) -> None:
+        """Twisted's HTTP/1.x channel reads this connection from now on, starting with `data`
+        (a `PostChannel` met a request that isn't a whole POST)."""
+        self.channel = self._twisted_channel(_GuardedChannel(self))
+        if data:
+            self.channel.dataReceived(data)
+
+    def _twisted_channel(self, channel: Any) -> Any:
         channel.site = self.site
         channel.factory = self.factory
         channel.requestFactory = self.requestFactory

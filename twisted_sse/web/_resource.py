@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -22,6 +23,7 @@ from typing import TypeVar
 from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
+from twisted.web.http import parse_qs
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -48,6 +50,7 @@ from twisted_sse.core import (
 from twisted_sse.web._access import AccessPolicy, Denied
 from twisted_sse.web._client_address import TrustedProxies, client_address, client_key, describe_client
 from twisted_sse.web._lifetimes import Lifetimes
+from twisted_sse.web._post_request import PostRequest, WholePost
 from twisted_sse.web._stream import EventStream, Resumes, Streams
 
 __all__ = ["SSEResource"]
@@ -59,6 +62,8 @@ _log = Logger()
 _SCREENED = "sse_publish_screened"
 """The attribute `SSEResource.screen` sets on a request whose publisher it allowed: the channel it checked."""
 _PREFLIGHT_HEADERS = b"Authorization, Content-Type, Last-Event-ID, Cache-Control"
+_PUBLISH_TARGET = re.compile(rb"/events(?:/([^/?#%]*))?(?:\?([^#]*))?")
+"""What `whole_post` serves: /events[/][?query] (a batch), /events/{channel}[?query]; a `%` is Twisted's to decode."""
 
 
 class _Refused(Exception):
@@ -70,21 +75,21 @@ class _Refused(Exception):
         self.message = message
 
 
-def _plain(request: Request, code: int, message: str) -> bytes:
+def _plain(request: PostRequest, code: int, message: str) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     request.setHeader(b"cache-control", b"no-cache")
     return message.encode("utf-8") + b"\n"
 
 
-def _json(request: Request, code: int, value: object) -> bytes:
+def _json(request: PostRequest, code: int, value: object) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-cache")
     return json.dumps(value).encode("utf-8") + b"\n"
 
 
-def _finish(request: Request, body: bytes) -> None:
+def _finish(request: PostRequest, body: bytes) -> None:
     """Answer a request whose render returned NOT_DONE_YET with `body`, whole: with its length, it goes
     out unchunked, in one write."""
     request.setHeader(b"content-length", b"%d" % len(body))
@@ -162,7 +167,7 @@ class _Surface:
             return "channels_per_ip", f"{client}'s streams would hold more than {per_client} channels"
         return None
 
-    def cors(self, request: Request) -> None:
+    def cors(self, request: PostRequest) -> None:
         """A listed origin is echoed with credentials allowed (`new EventSource(url, {withCredentials: true})`
         then sends its cookie); `*` allows any origin without credentials (browsers forbid both)."""
         origins = self.settings.cors_origins
@@ -188,14 +193,14 @@ class _Surface:
         request.setResponseCode(204)
         return b""
 
-    def check(self, request: Request, decide: Callable[[], _T]) -> _T:
+    def check(self, request: PostRequest, decide: Callable[[], _T]) -> _T:
         """`decide()`'s answer; a denial becomes a plain 401/403, counted by reason."""
         try:
             return decide()
         except Denied as denied:
             raise self.refusal(request, denied) from None
 
-    def refusal(self, request: Request, denied: Denied) -> _Refused:
+    def refusal(self, request: PostRequest, denied: Denied) -> _Refused:
         """The answer to a denial (401 with its challenge, or 403), counted by reason."""
         self.hub.counters.refuse(denied.reason)
         if denied.code == 401:
@@ -283,7 +288,16 @@ class _Surface:
             )
         return key
 
-    def publish(self, request: Request, channel: str) -> int | bytes:
+    def posted(self, request: PostRequest, channel: str | None) -> int | bytes:
+        """A publish to `channel`, or a batch (None): NOT_DONE_YET until the broker answers; refusals
+        are raised, and counted."""
+        try:
+            return self.publish(request, channel) if channel is not None else self.publish_batch(request)
+        except _Refused:
+            self.hub.counters.published("refused")
+            raise
+
+    def publish(self, request: PostRequest, channel: str) -> int | bytes:
         if getattr(request, _SCREENED, None) != channel:  # else the site checked this very channel on the headers
             self.check(request, lambda: self.access.check_publish(request, [channel], self.publish_token))
         data = self._body(request)
@@ -294,7 +308,7 @@ class _Surface:
         event = self._event_type(request)
         return self._publish(request, [(channel, data, event)], lambda ids: {"channel": channel, "id": ids[0]})
 
-    def publish_batch(self, request: Request) -> int | bytes:
+    def publish_batch(self, request: PostRequest) -> int | bytes:
         """An ndjson batch: every line checked and every channel allowed before anything is published."""
         publisher = self.check(request, lambda: self.access.check_publisher(request, self.publish_token))
         kind = (request.getHeader(b"content-type") or b"").split(b";", 1)[0].strip().lower()
@@ -310,7 +324,7 @@ class _Surface:
             self.check(request, lambda: self.access.check_publish(request, channels, self.publish_token))
         return self._publish(request, publications, lambda ids: {"ids": ids})
 
-    def _body(self, request: Request) -> bytes:
+    def _body(self, request: PostRequest) -> bytes:
         """The request body, refused past --max-message-size (by its declared length before it is read)."""
         limit = self.settings.max_message_size
         declared = request.getHeader(b"content-length")
@@ -323,7 +337,10 @@ class _Surface:
         return data
 
     def _publish(
-        self, request: Request, publications: list[Publication], answer: Callable[[list[str | None]], dict[str, object]]
+        self,
+        request: PostRequest,
+        publications: list[Publication],
+        answer: Callable[[list[str | None]], dict[str, object]],
     ) -> int:
         """Hand checked publications to the broker; answer with `answer(ids)` once it confirmed them
         (202 when replicas did not), 503 when it failed (nothing of it is answered as published)."""
@@ -350,7 +367,7 @@ class _Surface:
         return NOT_DONE_YET
 
     @staticmethod
-    def _event_type(request: Request) -> str | None:
+    def _event_type(request: PostRequest) -> str | None:
         raw = request.args.get(b"event", [b""])[0]
         try:
             event = raw.decode("utf-8")
@@ -414,11 +431,7 @@ class _Channel(_Page):
 
     def answer(self, request: Request) -> int | bytes:
         if request.method == b"POST":
-            try:
-                return self._surface.publish(request, self._channel)
-            except _Refused:
-                self._surface.hub.counters.published("refused")
-                raise
+            return self._surface.posted(request, self._channel)
         return self._surface.open_stream(request, [self._channel])
 
 
@@ -437,11 +450,7 @@ class _Events(_Page):
 
     def answer(self, request: Request) -> int | bytes:
         if request.method == b"POST":
-            try:
-                return self._surface.publish_batch(request)
-            except _Refused:
-                self._surface.hub.counters.published("refused")
-                raise
+            return self._surface.posted(request, None)
         raw = request.args.get(b"channel", [])
         if not raw:
             raise _Refused(400, "name a channel: /events/{channel} or /events?channel=a&channel=b")
@@ -524,6 +533,26 @@ class SSEResource(_Page):
         """A `/healthz` page of this service (with its counts, or without: for the public side when an
         internal listener shows them)."""
         return _Health(self._surface, counters)
+
+    def whole_post(self, request: WholePost) -> int | bytes | None:
+        """A POST the site read whole, answered as `render` would answer it; None, having done nothing, when
+        it isn't a publish to a valid channel name (Twisted's request machinery then serves it: its 404s,
+        400s and percent-decoding)."""
+        route = _PUBLISH_TARGET.fullmatch(request.uri)
+        if route is None:
+            return None
+        name, query = route[1], route[2]
+        channel = name.decode("ascii") if name else None
+        if channel is not None and not valid_channel(channel):
+            return None
+        if query is not None:
+            request.args = parse_qs(query, 1)
+        surface = self._surface
+        surface.cors(request)
+        try:
+            return surface.posted(request, channel)
+        except _Refused as refused:
+            return _plain(request, refused.code, refused.message)
 
     def screen(self, request: Request, method: bytes, path: bytes) -> tuple[int, bytes, str] | None:
         """A publish whose headers already fail (no or a bad token) is refused before its body is read.

@@ -1,7 +1,8 @@
 """The HTTP server around the resource: limits Twisted leaves open, and connection draining.
 
-- Each connection is an `HTTPConnection` (twisted_sse/connection.py): HTTP/1.1, or
-  HTTP/2 when TLS negotiated `h2`, with a deadline for request headers.
+- Each connection is an `HTTPConnection` (twisted_sse/web/_connection.py): HTTP/1.1, or
+  HTTP/2 when TLS negotiated `h2`, with a deadline for request headers; a publisher's POSTs
+  that arrive whole are answered without Twisted's request machinery (`whole_post`).
 - A request body past `max_body` bytes is answered 413 (and an HTTP/1.x connection
   closed) as soon as the declared length (or the bytes received) says so; Twisted would
   otherwise buffer the whole body to a temporary file before the resource sees it.
@@ -26,6 +27,7 @@ from twisted.web.server import Request, Site
 
 from twisted_sse.core import Counters, Logger, Pacer
 from twisted_sse.web._connection import HTTPConnection, abort, http2_available, request_line, write_raw_answer
+from twisted_sse.web._post_channel import WholePostServer
 
 __all__ = ["SSESite"]
 
@@ -178,9 +180,12 @@ class SSESite(Site):
         body_timeout: float = 10.0,
         screen: Screen | None = None,
         counters: Counters | None = None,
+        whole_post: WholePostServer | None = None,
     ) -> None:
         """`screen` refuses requests on their headers alone (a publish without a valid token, say);
-        `counters`: where the process counts (the service gives the site the one its hub has)."""
+        `counters`: where the process counts (the service gives the site the one its hub has);
+        `whole_post` answers POSTs that arrive whole without Twisted's request machinery (not with
+        `access_log`: Twisted's requests write its lines)."""
         # Publishing reads the raw body: no form parsing (Twisted's raises on some Content-Type bytes, e.g. 0x85).
         super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self._access_log = access_log
@@ -188,6 +193,7 @@ class SSESite(Site):
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.screen = screen
+        self.whole_post = whole_post if not access_log else None
         self.displayTracebacks = False
         self.connections: dict[HTTPConnection, None] = {}
         """Open connections, oldest first."""
