@@ -200,3 +200,91 @@ def test_resumes_of_several_channels_get_their_page_then_live_events_on_every_tr
     missed = [("b1", ids[1]), ("a2", ids[2]), ("live", live)]
     assert events("twice-1") == events("twice-2") == missed
     assert events("nothing-missed") == [("live", live)]
+
+
+def _raw_socket(server: Listeners, transport: str) -> socket.socket:
+    if transport == "unix":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(server.unix_path))
+    else:
+        sock = socket.create_connection(("127.0.0.1", server.tls_port if transport == "tls" else server.port))
+    sock.settimeout(10)
+    if transport == "tls":
+        return server.tls_context().wrap_socket(sock, server_hostname="localhost")
+    return sock
+
+
+class _Answers:
+    """HTTP/1.1 answers read off a socket one by one, by their Content-Length."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = b""
+
+    def next(self) -> tuple[int, bytes]:
+        while b"\r\n\r\n" not in self._buffer:
+            self._buffer += self._recv()
+        head, _, rest = self._buffer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head)[1])
+        while len(rest) < length:
+            rest += self._recv()
+        self._buffer = rest[length:]
+        return int(head.split(b" ")[1]), rest[:length]
+
+    def _recv(self) -> bytes:
+        data = self._sock.recv(65536)
+        assert data, "the server closed the connection"
+        return data
+
+
+def _publish_request(channel: str, body: bytes) -> bytes:
+    return (b"POST /events/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: %d\r\n\r\n%s"
+            % (channel.encode(), len(body), body))  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "unix"])
+def test_a_publishers_posts_one_by_one_pipelined_split_and_then_a_get_are_answered_in_order(listeners, transport):
+    """On one connection: POSTs one by one and three pipelined in one send (read whole), one split over two
+    sends (Twisted's channel reads the connection from there on), GET /healthz and a last POST: every answer
+    whole and in order, every event on the stream once, in order, with the id its answer gave."""
+    import json
+
+    stream = http.client.HTTPConnection("127.0.0.1", listeners.port, timeout=10)
+    stream.request("GET", "/events/kp")
+    response = stream.getresponse()
+    wait_until(lambda: health(listeners.port)["channels"] == 1, timeout=5)
+    sock = _raw_socket(listeners, transport)
+    answers = _Answers(sock)
+    ids, sent = [], []
+
+    def answered(count: int) -> None:
+        for _ in range(count):
+            status, body = answers.next()
+            assert status == 200, body
+            ids.append(json.loads(body)["id"])
+
+    for n in range(5):
+        sent.append(b"single %d" % n)
+        sock.sendall(_publish_request("kp", sent[-1]))
+        answered(1)
+    sent += [b"pipelined %d" % n for n in range(3)]
+    sock.sendall(b"".join(_publish_request("kp", body) for body in sent[-3:]))
+    answered(3)
+    sent.append(b"split")
+    request = _publish_request("kp", sent[-1])
+    sock.sendall(request[:20])
+    time.sleep(0.2)
+    sock.sendall(request[20:])
+    answered(1)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, body = answers.next()
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    sent.append(b"after the GET")
+    sock.sendall(_publish_request("kp", sent[-1]))
+    answered(1)
+    parser, events = SSEParser(), []
+    while len(events) < len(sent):
+        events += [e for e in parser.feed(response.read1(65536)) if e.data]
+    assert [(e.data.encode(), e.last_event_id) for e in events] == list(zip(sent, ids, strict=True))
+    sock.close()
+    stream.close()

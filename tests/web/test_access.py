@@ -9,6 +9,8 @@ import pytest
 from tests.http_harness import Client, Harness
 from twisted_sse.tokens import subscriber_token
 
+pytestmark = pytest.mark.usefixtures("both_post_paths")
+
 SECRET = "k" * 32
 
 

@@ -9,6 +9,8 @@ from twisted.internet.defer import succeed
 from tests.http_harness import Harness
 from twisted_sse.core import MemoryBroker, Receipt
 
+pytestmark = pytest.mark.usefixtures("both_post_paths")
+
 
 class Replicating(MemoryBroker):
     """The in-process broker, with replicas that confirm (or not) as the test says."""

@@ -22,12 +22,15 @@ from twisted.internet.interfaces import IPushProducer, ITCPTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_sse.core import Logger
 from twisted_sse.web._post_request import WholePost, read_whole_post
 
 if TYPE_CHECKING:
     from twisted_sse.web._connection import HTTPConnection
 
 __all__ = ["PostChannel", "WholePostServer"]
+
+_log = Logger()
 
 WholePostServer = Callable[[WholePost], "int | bytes | None"]
 """Answers a whole POST (its answer's body now, or NOT_DONE_YET: it will `finish` it), or None before
@@ -43,6 +46,8 @@ class PostChannel:
         self._serve = serve
         self._max_body = max_body
         self._buffer = b""
+        self._offset = 0
+        """Where the bytes not yet served start in `_buffer`."""
         self._answering: WholePost | None = None
         self._closing = False
         self._held = False
@@ -58,7 +63,8 @@ class PostChannel:
         transport.registerProducer(self, True)
 
     def dataReceived(self, data: bytes) -> None:
-        self._buffer += data
+        self._buffer = self._buffer[self._offset :] + data if self._offset < len(self._buffer) else data
+        self._offset = 0
         if self._answering is not None:
             if not self._held:
                 self._held = True
@@ -67,20 +73,26 @@ class PostChannel:
         self._serve_buffered()
 
     def _serve_buffered(self) -> None:
-        while self._buffer and self._answering is None and not self._closing:
+        while self._offset < len(self._buffer) and self._answering is None and not self._closing:
             site = self._connection.site
-            read = None if site.draining else read_whole_post(self._buffer, self._max_body)
+            read = None if site.draining else read_whole_post(self._buffer, self._max_body, self._offset)
             if read is None:
                 self._hand_over()
                 return
-            target, headers, body, size = read
+            target, headers, body, end = read
             request = WholePost(self, target, headers, body)
-            whole, self._buffer = self._buffer, self._buffer[size:]
+            start, self._offset = self._offset, end
             self._connection.disarm()
             self._answering = request
-            answer = self._serve(request)
+            try:
+                answer = self._serve(request)
+            except Exception:  # a bug: answered as Twisted's Request answers one, and the connection goes on
+                _log.failure("answering POST {target!r}", target=target)
+                request.setResponseCode(500)
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                answer = b"the server failed to answer this request\n"
             if answer is None:
-                self._answering, self._buffer = None, whole
+                self._answering, self._offset = None, start
                 self._hand_over()
                 return
             if isinstance(answer, bytes):
@@ -99,11 +111,13 @@ class PostChannel:
             self._held = False
             if not self._full:
                 self.transport.resumeProducing()
+        if self._offset < len(self._buffer):
+            # The next request came with this one, or meanwhile: it is served on a reactor turn of its own.
             self._connection.site.reactor.callLater(0, self._serve_buffered)
 
     def _hand_over(self) -> None:
         """Twisted's channel reads this connection from here on, starting with the bytes not served."""
-        rest, self._buffer = self._buffer, b""
+        rest, self._buffer, self._offset = self._buffer[self._offset :], b"", 0
         self.transport.unregisterProducer()
         if self._held or self._full:
             self.transport.resumeProducing()  # Twisted's channel pauses reading itself, when it needs to
@@ -123,7 +137,7 @@ class PostChannel:
 
     def connectionLost(self, reason: Failure) -> None:
         answering, self._answering = self._answering, None
-        self._buffer = b""
+        self._buffer, self._offset = b"", 0
         if answering is not None:
             answering.connection_lost(reason)
 

@@ -65,8 +65,8 @@ class _Answers(Protocol):
     def answered(self, request: WholePost, answer: bytes) -> None: ...
 
 
-def read_whole_post(data: bytes, max_body: int) -> tuple[bytes, dict[bytes, bytes], bytes, int] | None:
-    """The first request in `data` as (target, headers by lower-case name, body, bytes it took),
+def read_whole_post(data: bytes, max_body: int, start: int = 0) -> tuple[bytes, dict[bytes, bytes], bytes, int] | None:
+    """The request at `start` in `data` as (target, headers by lower-case name, body, where it ends),
     when it is a whole POST of the plain kind; None for anything else (Twisted's to read).
 
     Plain: `POST target HTTP/1.1`, at most `MAX_HEADERS` header lines within `MAX_HEAD` bytes,
@@ -75,10 +75,10 @@ def read_whole_post(data: bytes, max_body: int) -> tuple[bytes, dict[bytes, byte
     (Transfer-Encoding, Expect, Upgrade, a Connection other than keep-alive), and a body of at
     most `max_body` bytes that is all in `data`.
     """
-    end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
+    end = data.find(b"\r\n\r\n", start, start + MAX_HEAD)
     if end < 0:
         return None
-    lines = data[:end].split(b"\r\n")
+    lines = data[start:end].split(b"\r\n")
     if len(lines) > MAX_HEADERS + 1:
         return None
     parts = lines[0].split(b" ")
@@ -99,11 +99,11 @@ def read_whole_post(data: bytes, max_body: int) -> tuple[bytes, dict[bytes, byte
     connection = headers.get(b"connection")
     if connection is not None and connection.lower() != b"keep-alive":
         return None
-    start = end + 4
-    stop = start + int(length)
+    body = end + 4
+    stop = body + int(length)
     if len(data) < stop:
         return None
-    return parts[1], headers, data[start:stop], stop
+    return parts[1], headers, data[body:stop], stop
 
 
 @lru_cache(maxsize=64)
