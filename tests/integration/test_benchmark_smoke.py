@@ -24,3 +24,11 @@ def test_benchmark_smoke_run(tmp_path):
     assert all(0.99 <= t["delivered_ratio"] <= 1.01 for t in results["transports"]), results["transports"]
     assert results["churn"][0]["after"]["streams"] == 0 and results["churn"][0]["after"]["channels"] == 0
     assert results["publish_http"][0]["publishes_per_s"] > 0
+
+
+def test_the_in_process_post_benchmark_runs():
+    """`post_inprocess.py` (tiny numbers) answers its POSTs both ways and prints both figures."""
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "post_inprocess.py"), "--requests", "20",
+                          "--rounds", "1"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "us per POST" in run.stdout and run.stdout.count("\n") == 2
