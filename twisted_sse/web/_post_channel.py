@@ -10,7 +10,8 @@ after it to Twisted's channel, which reads the connection from then on: streams,
 One request is answered at a time, in order: bytes that arrive while an answer is awaited
 (a pipelining client) are held, and reading stops until it is written. The transport's
 write buffer stops reading too (this channel is its push producer, as Twisted's is), so a
-client that sends and never reads makes the server hold at most one buffer of answers.
+client that sends and never reads makes the server hold one write buffer of answers, and
+the answers to the requests of the one read in hand.
 """
 
 from __future__ import annotations
