@@ -103,7 +103,8 @@ def test_an_answer_has_twisteds_headers_in_order_and_its_length_and_is_written_o
 
 
 def test_notify_finish_fires_on_the_answer_and_fails_when_the_client_went_first():
-    answered, gone = WholePost(_Connection(), b"/", {}, b""), WholePost(_Connection(), b"/", {}, b"")
+    left = _Connection()
+    answered, gone = WholePost(_Connection(), b"/", {}, b""), WholePost(left, b"/", {}, b"")
     results = []
     answered.notifyFinish().addBoth(results.append)
     answered.finish()
@@ -112,3 +113,4 @@ def test_notify_finish_fires_on_the_answer_and_fails_when_the_client_went_first(
     gone.notifyFinish().addBoth(results.append)  # asked after it went: fails at once, as Twisted's does
     gone.finish()
     assert results[0] is None and all(isinstance(r, Failure) for r in results[1:]) and len(results) == 3
+    assert left.answers == []  # nothing is written for a client that went
