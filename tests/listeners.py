@@ -49,9 +49,10 @@ class Listeners:
             return f"http://localhost{path}"
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def curl(self, transport: str, path: str, out: Path, *headers: str) -> subprocess.Popen[bytes]:
-        """curl reading `path` into `out`; "http2" is HTTP/2 over the TLS listener."""
-        argv = ["curl", "-sN", "--max-time", "30", "-o", str(out)]
+    def curl_argv(self, transport: str, path: str, *options: str, headers: tuple[str, ...] = ()) -> list[str]:
+        """curl's command line for `path` over `transport` with `options` and `headers`; "http2" is HTTP/2
+        over the TLS listener."""
+        argv = ["curl", *options]
         for header in headers:
             argv += ["-H", header]
         if transport in ("tls", "http2"):
@@ -60,7 +61,12 @@ class Listeners:
             argv += ["--unix-socket", str(self.unix_path)]
         if transport == "http1.0":
             argv += ["--http1.0"]
-        return subprocess.Popen([*argv, self.url("tls" if transport == "http2" else transport, path)])
+        return [*argv, self.url("tls" if transport == "http2" else transport, path)]
+
+    def curl(self, transport: str, path: str, out: Path, *headers: str) -> subprocess.Popen[bytes]:
+        """curl reading `path` into `out`."""
+        return subprocess.Popen(self.curl_argv(transport, path, "-sN", "--max-time", "30", "-o", str(out),
+                                               headers=headers))  # fmt: skip
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_pem))

@@ -143,18 +143,10 @@ def test_publishing_one_event_and_a_batch_is_answered_whole_on_every_transport(l
     wait_until(lambda: health(listeners.port)["channels"] == 1, timeout=5)
 
     def curl(path, body, *headers):
-        argv = ["curl", "-s", "-X", "POST", "-H", "Authorization: Bearer s3cret", "--data-binary", body,
-                "-w", "\n%{http_code} %{http_version}"]  # fmt: skip
-        for header in headers:
-            argv += ["-H", header]
-        if transport in ("tls", "http2"):
-            argv += ["--cacert", str(listeners.ca_pem), "--http2" if transport == "http2" else "--http1.1"]
-        if transport == "unix":
-            argv += ["--unix-socket", str(listeners.unix_path)]
-        if transport == "http1.0":
-            argv += ["--http1.0"]
-        done = subprocess.run([*argv, listeners.url("tls" if transport == "http2" else transport, path)],
-                              capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+        argv = listeners.curl_argv(transport, path, "-s", "-X", "POST", "--data-binary", body,
+                                   "-w", "\n%{http_code} %{http_version}",
+                                   headers=("Authorization: Bearer s3cret", *headers))  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
         body, _, status = done.stdout.rpartition("\n")
         return status, json.loads(body)
 
