@@ -5,12 +5,13 @@ bytes arrive the protocol is known (TLS has finished its handshake by then), and
 hands the connection to a channel: Twisted's `HTTPChannel` for HTTP/1.x, Twisted's
 HTTP/2 connection for `h2`, each with what twisted-sse adds. When the site answers POSTs
 that arrive whole (`whole_post`), an HTTP/1.x connection starts on a `PostChannel`, which
-hands it to Twisted's channel at the first request that isn't one (`hand_over`). It also owns the deadline
-for request headers, which Twisted doesn't have: a client must complete its request
-headers within `header_timeout` seconds of connecting or of its previous request
-ending (an HTTP/2 connection: of its last stream ending), else it is cut. Twisted
-restarts its idle timeout on every byte, so without this a client sending one byte a
-minute (slowloris) would hold a connection forever.
+hands it to Twisted's channel at the first request that isn't one (`hand_over`).
+
+It also owns the deadline for request headers, which Twisted doesn't have: a client must
+complete its request headers within `header_timeout` seconds of connecting or of its
+previous request ending (an HTTP/2 connection: of its last stream ending), else it is cut.
+Twisted restarts its idle timeout on every byte, so without this a client sending one
+byte a minute (slowloris) would hold a connection forever.
 """
 
 from __future__ import annotations
