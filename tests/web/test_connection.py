@@ -12,7 +12,8 @@ from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
 from tests.http_harness import Harness
-from twisted_sse.web._connection import HTTPConnection, _h2_connection_class, http2_available, request_line
+from twisted_sse.web._connection import HTTPConnection, request_line
+from twisted_sse.web._h2_connection import _h2_connection_class, http2_available
 
 
 class _TLSTransport(StringTransport):

@@ -40,7 +40,7 @@ class Counters:
     __slots__ = (
         "streams_opened", "streams_refused", "messages", "slow_clients_cut", "connections_cut_pending",
         "auth_unavailable", "refused", "deliveries", "sent_bytes", "refused_streams", "publishes", "resumes",
-        "publish_seconds", "fanout_seconds", "published_events",
+        "publish_seconds", "fanout_seconds", "published_events", "http2_cuts",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -74,6 +74,8 @@ class Counters:
         """From a publish's request to the broker's confirmation."""
         self.fanout_seconds = Histogram(_FANOUT_BOUNDS)
         """Handing one read's messages to every listening stream."""
+        self.http2_cuts: dict[str, int] = {}
+        """HTTP/2 connections cut for what they sent, by reason (`protocol_error`, `control_flood`)."""
 
     def refuse(self, reason: str) -> None:
         """Count one request denied for `reason`."""
@@ -83,6 +85,10 @@ class Counters:
         """Count one stream sent away with retry: for `reason`."""
         self.streams_refused += 1
         self.refused_streams[reason] = self.refused_streams.get(reason, 0) + 1
+
+    def http2_cut(self, reason: str) -> None:
+        """Count one HTTP/2 connection cut for `reason`."""
+        self.http2_cuts[reason] = self.http2_cuts.get(reason, 0) + 1
 
     def published(self, outcome: str) -> None:
         self.publishes[outcome] = self.publishes.get(outcome, 0) + 1
@@ -96,4 +102,5 @@ class Counters:
                  "auth_unavailable")  # fmt: skip
         counts = {name: getattr(self, name) for name in names}
         counts.update((f"refused_{reason}", count) for reason, count in self.refused.items())
+        counts.update((f"http2_cut_{reason}", count) for reason, count in self.http2_cuts.items())
         return {name: count for name, count in counts.items() if count}

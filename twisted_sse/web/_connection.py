@@ -20,42 +20,25 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
 from twisted_sse.core import Logger
+from twisted_sse.web._h2_connection import GuardedH2Connection, http2_available
 from twisted_sse.web._post_channel import PostChannel
 
 if TYPE_CHECKING:
     from twisted_sse.web._site import SSESite
 
-__all__ = ["HTTPConnection", "abort", "http2_available", "request_line", "write_raw_answer"]
+__all__ = ["HTTPConnection", "abort", "close_without_reading", "request_line", "write_raw_answer"]
 
 _log = Logger()
 
-
-def _h2_connection_class() -> Any:
-    """Twisted's HTTP/2 connection class, or None when `h2` isn't installed.
-
-    The one place that reads Twisted's HTTP/2 internals: `twisted.web.http.H2_ENABLED` and
-    the private module `twisted.web._http2` (checked on Twisted 26.x, which setup.py
-    pins; tests/test_connection.py fails if they change).
-    """
-    if not getattr(http, "H2_ENABLED", False):
-        return None
-    from twisted.web._http2 import H2Connection
-
-    return H2Connection
-
-
-_H2Connection = _h2_connection_class()
-
-
-def http2_available() -> bool:
-    """Whether TLS listeners offer HTTP/2 (`h2` and `priority` are installed)."""
-    return _H2Connection is not None
+HANG_UP_GRACE = 5.0
+"""Seconds a client that was hung up on has to take the last bytes (a GOAWAY, say) before it is cut."""
 
 
 def request_line(request: Request) -> tuple[bytes, bytes] | None:
@@ -89,6 +72,21 @@ def abort(transport: Any) -> None:
         getattr(transport, "abortConnection", transport.loseConnection)()
 
 
+def close_without_reading(transport: Any) -> None:
+    """Send what is written to `transport`, then close it, reading nothing more from the peer.
+
+    `loseConnection` alone keeps reading: a TLS transport waits for the peer's close_notify
+    (and, while a producer is registered, doesn't even send its own), handing on all the
+    while whatever the peer sends. Here the producer goes, TLS sends its close_notify, and
+    the TCP transport under it (a TLS transport's own `transport`) stops reading and closes
+    once its buffer is out.
+    """
+    transport.unregisterProducer()
+    transport.loseConnection()
+    if isinstance(transport, TLSMemoryBIOProtocol) and transport.transport is not None:
+        transport.transport.loseConnection()
+
+
 class HTTPConnection(Protocol):
     """A connection as the site sees it: the channel that speaks its protocol, and its header deadline.
 
@@ -106,12 +104,15 @@ class HTTPConnection(Protocol):
         self._deadline: IDelayedCall | None = None
         self._held: list[bytes] | None = None
         """A new connection's first bytes, while it waits for its turn (the site's pacer)."""
+        self._hung_up = False
 
     def connectionMade(self) -> None:
         self.arm()
         self.site.admit(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._hung_up:
+            return  # bytes the transport had read before it stopped
         if self._held is not None:
             self._held.append(data)
         elif self.channel is not None:
@@ -150,6 +151,23 @@ class HTTPConnection(Protocol):
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]
 
+    def hang_up(self) -> None:
+        """Read nothing more from this client: what was written goes out, then the connection closes.
+
+        For a client that broke the protocol or flooded it: whatever else it sends is
+        never read, parsed or buffered. A client that doesn't take the last bytes either
+        is cut `HANG_UP_GRACE` seconds later."""
+        if self._hung_up:
+            return
+        self._hung_up = True
+        self._held = None
+        self.disarm()
+        if self.channel is not None:  # a channel registers itself as the transport's producer
+            close_without_reading(self.transport)
+        else:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+        self._deadline = self.callLater(HANG_UP_GRACE, abort, self.transport)
+
     @property
     def untouched(self) -> bool:
         """True while no request has been read from this connection: its first one is on its way, or waits
@@ -172,12 +190,12 @@ class HTTPConnection(Protocol):
         """`h2` or `http/1.1` once the first bytes arrived; b"" before."""
         if self.channel is None:
             return b""
-        return b"h2" if isinstance(self.channel, _GuardedH2Connection) else b"http/1.1"
+        return b"h2" if isinstance(self.channel, GuardedH2Connection) else b"http/1.1"
 
     def _open_channel(self) -> Any:
         negotiated = getattr(self.transport, "negotiatedProtocol", None)  # INegotiated, on TLS transports
-        if negotiated == b"h2" and _H2Connection is not None:
-            return self._twisted_channel(_GuardedH2Connection(self, reactor=self.site.reactor))
+        if negotiated == b"h2" and http2_available():
+            return self._twisted_channel(GuardedH2Connection(self, reactor=self.site.reactor))
         if self.site.whole_post is not None:
             channel = PostChannel(self, self.site.whole_post, self.site.max_body)
             channel.makeConnection(self.transport)
@@ -204,6 +222,8 @@ class HTTPConnection(Protocol):
 
     def arm(self) -> None:
         """Start (or restart) the time the client has to complete request headers."""
+        if self._hung_up:
+            return
         self.disarm()
         self._deadline = self.callLater(self.site.header_timeout, self._expired)
 
@@ -270,42 +290,3 @@ class _GuardedChannel(HTTPChannel):
         status = b"414 URI Too Long" if on_request_line else b"431 Request Header Fields Too Large"
         write_raw_answer(self.transport, status, b"request line or header longer than %d bytes\n" % self.MAX_LENGTH)
         self.loseConnection()
-
-
-_H2Base: Any = _H2Connection if _H2Connection is not None else object
-
-
-class _GuardedH2Connection(_H2Base):
-    """HTTP/2: busy while it has streams (which keeps it open), and a close that lets them finish, then GOAWAY."""
-
-    _closing: IDelayedCall | None = None
-    _lost = False
-
-    def __init__(self, connection: HTTPConnection, reactor: Any) -> None:
-        super().__init__(reactor)
-        self._connection = connection
-
-    def busy(self) -> bool:
-        """True while streams are open; then Twisted's idle timeout restarts too (a stream may be quiet for hours)."""
-        if self.streams:
-            self.resetTimeout()
-            return True
-        return False
-
-    def loseConnection(self) -> None:
-        """Wait for every stream to end (each was told when to reconnect), then GOAWAY and close."""
-        self._closing = None
-        if self._lost:
-            return
-        if self.streams:
-            self._closing = self.callLater(0.02, self.loseConnection)
-            return
-        self.conn.close_connection()
-        self.transport.write(self.conn.data_to_send())
-        self.transport.loseConnection()
-
-    def connectionLost(self, reason: Failure = connectionDone, _cancelTimeouts: bool = True) -> None:
-        self._lost = True
-        if self._closing is not None and self._closing.active():
-            self._closing.cancel()
-        super().connectionLost(reason, _cancelTimeouts)

@@ -56,6 +56,8 @@ class SSECollector(Collector):
                        counters.slow_clients_cut)  # fmt: skip
         yield _counter("sse_pending_connections_cut", "Connections that were no streams, cut past --max-pending.",
                        counters.connections_cut_pending)  # fmt: skip
+        yield _by_label("sse_http2_connections_cut", "HTTP/2 connections cut for what they sent, by reason "
+                        "(protocol_error, control_flood).", "reason", counters.http2_cuts)  # fmt: skip
         yield _counter("sse_messages", "Messages received from the broker.", counters.messages)
         yield _counter("sse_deliveries", "Events written to clients (live and replayed).", counters.deliveries)
         yield _counter("sse_sent_bytes", "Bytes of the events written to clients.", counters.sent_bytes)

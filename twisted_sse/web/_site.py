@@ -25,8 +25,9 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from twisted_sse.core import Counters, Logger, Pacer
-from twisted_sse.web._connection import HTTPConnection, abort, http2_available, request_line, write_raw_answer
+from twisted_sse.core import Budget, Counters, Logger, Pacer
+from twisted_sse.web._connection import HTTPConnection, abort, request_line, write_raw_answer
+from twisted_sse.web._h2_connection import http2_available
 from twisted_sse.web._post_channel import WholePostServer
 
 __all__ = ["SSESite"]
@@ -205,6 +206,8 @@ class SSESite(Site):
         """Shutting down: requests still read are answered with `Connection: close`."""
         self.pacer = Pacer(reactor)
         """Spreads a burst of new connections' requests over reactor turns."""
+        self.cut_log = Budget(_log, "HTTP/2 connections cut", reactor)
+        """Lines about HTTP/2 clients cut for their frames: a few a second, then a count."""
         self._all_closed: Deferred[None] | None = None
         self._reactor = reactor
 
