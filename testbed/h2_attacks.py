@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import hpack
 
-__all__ = ["ATTACKS", "Outcome", "flood", "frame", "PREFACE"]
+__all__ = ["ATTACKS", "Outcome", "flood", "frame", "request_block", "PREFACE"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 2, 3, 4, 6, 7, 8, 9
@@ -29,20 +29,20 @@ def frame(kind: int, flags: int, stream: int, payload: bytes = b"", length: int 
     return struct.pack(">I", size)[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
 
 
-def _request(method: str, path: str) -> bytes:
+def request_block(method: str, path: str) -> bytes:
     headers = [(":method", method), (":path", path), (":scheme", "https"), (":authority", "localhost")]
     return hpack.Encoder().encode(headers)
 
 
 _OPEN = PREFACE + frame(SETTINGS, 0, 0)
-_STREAM = frame(HEADERS, END_HEADERS | END_STREAM, 1, _request("GET", "/events/flooded"))
-_UPLOAD = frame(HEADERS, END_HEADERS, 1, _request("POST", "/events/flooded"))  # a body that never ends
+_STREAM = frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block("GET", "/events/flooded"))
+_UPLOAD = frame(HEADERS, END_HEADERS, 1, request_block("POST", "/events/flooded"))  # a body that never ends
 
 ATTACKS: dict[str, tuple[bytes, bytes]] = {
     # A DATA frame declared larger than the 16 KiB allowed, then zeros: h2 kept them all.
     "oversized": (_OPEN + frame(DATA, 0, 1, length=(1 << 24) - 1), bytes(1 << 16)),
     # A header block that never ends: CONTINUATION after CONTINUATION, each 16 KiB.
-    "continuation": (_OPEN + frame(HEADERS, 0, 1, _request("GET", "/healthz")),
+    "continuation": (_OPEN + frame(HEADERS, 0, 1, request_block("GET", "/healthz")),
                      frame(CONTINUATION, 0, 1, b"\x00" * (1 << 14))),  # fmt: skip
     # An open stream, then control frames as fast as they go, each kind on its own.
     "ping": (_OPEN + _STREAM, frame(PING, 0, 0, b"12345678") * 1000),
@@ -74,9 +74,11 @@ def connect(port: int, cafile: str) -> ssl.SSLSocket:
     return sock
 
 
-def flood(port: int, cafile: str, attack: str, seconds: float, max_bytes: int = 1 << 40) -> Outcome:
-    """Run `attack` (a name in ATTACKS) on one TLS connection for `seconds` at most, or until the server closes."""
-    opening, chunk = ATTACKS[attack]
+def flood(port: int, cafile: str, attack: str | tuple[bytes, bytes], seconds: float, max_bytes: int = 1 << 40
+          ) -> Outcome:  # fmt: skip
+    """Run `attack` (a name in ATTACKS, or an opening and a chunk) on one TLS connection for `seconds` at most,
+    or until the server closes."""
+    opening, chunk = ATTACKS[attack] if isinstance(attack, str) else attack
     sock = connect(port, cafile)
     sock.setblocking(False)
     frames = _GoawayReader()

@@ -191,6 +191,12 @@ class GuardedH2Connection(_H2Base):
         self._connection.hang_up()
 
     def connectionLost(self, reason: Failure = connectionDone, _cancelTimeouts: bool = True) -> None:
+        if not self._lost:
+            budget = self._guard.budget
+            _log.debug("HTTP/2 connection from {peer} closed: {streams} streams, {frames} control frames, "
+                       "at most {used} of {burst} in use", peer=_peer(self.transport),
+                       streams=self._guard.streams_opened, frames=budget.spent,
+                       used=round(budget.burst - budget.lowest), burst=budget.burst)  # fmt: skip
         self._lost = True
         if self._closing is not None and self._closing.active():
             self._closing.cancel()

@@ -58,7 +58,7 @@ class ControlBudget:
     an attacker.
     """
 
-    __slots__ = ("burst", "per_second", "per_stream", "bytes_per_token", "tokens", "_at", "_sent", "spent")
+    __slots__ = ("burst", "per_second", "per_stream", "bytes_per_token", "tokens", "_at", "_sent", "spent", "lowest")
 
     def __init__(
         self, now: float, burst: int = 200, per_second: float = 20.0, per_stream: int = 10, bytes_per_token: int = 4096
@@ -69,7 +69,9 @@ class ControlBudget:
         self.bytes_per_token = bytes_per_token
         self.tokens = float(burst)
         self.spent = 0
-        """Control frames received so far (for tests and the curious)."""
+        """Control frames received so far."""
+        self.lowest = float(burst)
+        """The fewest tokens left at any time: `burst - lowest` is the most of the budget this client ever used."""
         self._at = now
         self._sent = 0
 
@@ -85,6 +87,8 @@ class ControlBudget:
         if self.tokens < 1:
             return False
         self.tokens -= 1
+        if self.tokens < self.lowest:
+            self.lowest = self.tokens
         return True
 
     def stream_opened(self) -> None:
@@ -113,6 +117,7 @@ class FrameGuard:
         """The stream whose header block is open (HEADERS without END_HEADERS), awaiting CONTINUATIONs."""
         self._block_bytes = 0
         self._highest_stream = 0
+        self.streams_opened = 0
 
     def feed(self, data: bytes, now: float) -> Cut | None:
         """The client sent `data` at `now`: None while it may go on, else why it is cut."""
@@ -165,6 +170,7 @@ class FrameGuard:
                 self._block_stream, self._block_bytes = stream, length
             if stream & 1 and stream > self._highest_stream:  # a new stream: it earns control frames
                 self._highest_stream = stream
+                self.streams_opened += 1
                 self.budget.stream_opened()
                 return None
             return self._spend(kind)  # trailers, or a stream h2 will refuse
