@@ -61,7 +61,7 @@ class Outcome:
     goaway: int | None
     """The error code of the server's GOAWAY, if one came."""
     closed: bool
-    """The server closed the connection."""
+    """The server closed the connection: sending failed (after TLS ended, a server may still read)."""
     seconds: float
     """From the first byte to the close (or to the end of the attack)."""
 
@@ -83,15 +83,16 @@ def flood(port: int, cafile: str, attack: str | tuple[bytes, bytes], seconds: fl
     sock.setblocking(False)
     frames = _GoawayReader()
     start = time.monotonic()
-    pending, sent, closed = memoryview(opening), 0, False
+    pending, sent, closed, reading = memoryview(opening), 0, False, True
     try:
         while time.monotonic() - start < seconds and not closed:
             if not pending and sent < max_bytes:
                 pending = memoryview(chunk)
-            readable, writable, _ = select.select([sock], [sock] if pending else [], [], 0.05)
-            if readable or sock.pending():
-                closed = not frames.read(sock)
-            if writable and not closed:
+            readable, writable, _ = select.select([sock] if reading else [], [sock] if pending else [], [], 0.05)
+            if reading and (readable or sock.pending()):
+                # The end of TLS (close_notify) is not the end: a server that still reads takes more.
+                reading = frames.read(sock)
+            if writable:
                 try:
                     count = sock.send(pending)
                 except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
@@ -100,7 +101,7 @@ def flood(port: int, cafile: str, attack: str | tuple[bytes, bytes], seconds: fl
                     closed = True
                     break
                 pending, sent = pending[count:], sent + count
-        if closed:
+        if closed and reading:
             frames.drain(sock)
         return Outcome(sent, frames.goaway, closed, time.monotonic() - start)
     finally:
