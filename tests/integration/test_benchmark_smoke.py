@@ -32,3 +32,19 @@ def test_the_in_process_post_benchmark_runs():
                           "--rounds", "1"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "us per POST" in run.stdout and run.stdout.count("\n") == 2
+
+
+def test_the_http2_attack_benchmark_runs(tmp_path):
+    """`h2_attacks.py --smoke` attacks for a few seconds: every attacking connection gets its GOAWAY, and the
+    streams beside them get every event."""
+    out = tmp_path / "h2.json"
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "h2_attacks.py"), "--smoke", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(out.read_text())
+    assert [m["attack"] for m in results["memory"]] == ["oversized", "continuation"]
+    # (the last connection of a run may still be open when the run's time is up: no GOAWAY, "None")
+    assert [set(m["goaways"]) - {"None"} for m in results["memory"]] == [{"6"}, {"11"}], results["memory"]
+    calm, attacked, _ = results["latency"]
+    assert calm["delivered_ratio"] == attacked["delivered_ratio"] == 1.0
+    assert set(attacked["attacker"]["goaways"]) - {"None"} == {"11"}, attacked
