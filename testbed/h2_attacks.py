@@ -42,8 +42,10 @@ ATTACKS: dict[str, tuple[bytes, bytes]] = {
     # A DATA frame declared larger than the 16 KiB allowed, then zeros: h2 kept them all.
     "oversized": (_OPEN + frame(DATA, 0, 1, length=(1 << 24) - 1), bytes(1 << 16)),
     # A header block that never ends: CONTINUATION after CONTINUATION, each 16 KiB.
-    "continuation": (_OPEN + frame(HEADERS, 0, 1, request_block("GET", "/healthz")),
-                     frame(CONTINUATION, 0, 1, b"\x00" * (1 << 14))),  # fmt: skip
+    "continuation": (
+        _OPEN + frame(HEADERS, 0, 1, request_block("GET", "/healthz")),
+        frame(CONTINUATION, 0, 1, b"\x00" * (1 << 14)),
+    ),  # fmt: skip
     # An open stream, then control frames as fast as they go, each kind on its own.
     "ping": (_OPEN + _STREAM, frame(PING, 0, 0, b"12345678") * 1000),
     "settings": (_OPEN + _STREAM, frame(SETTINGS, 0, 0) * 1000),

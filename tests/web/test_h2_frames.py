@@ -117,7 +117,8 @@ def test_every_kind_of_control_frame_costs_and_requests_and_their_data_do_not():
     assert guard.feed(PREFACE + frame(HEADERS, 0x4, 1, b"x") + frame(DATA, 0, 1, bytes(100)), 0.0) is None
     assert guard.budget.spent == 0
     assert guard.feed(b"".join(costly), 0.0) is None
-    assert guard.budget.spent == 9  # six kinds, empty DATA, and trailers: a HEADERS on stream 1 again and its CONTINUATION
+    # Six kinds, an empty DATA, and trailers: a HEADERS on stream 1 again, and its CONTINUATION.
+    assert guard.budget.spent == 9
 
 
 def test_opening_a_stream_earns_control_frames():

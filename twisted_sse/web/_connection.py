@@ -22,7 +22,6 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
-from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 

@@ -83,7 +83,7 @@ class _WatchedConnection(h2.connection.H2Connection):
     peer_left = False
     """The client sent GOAWAY."""
 
-    def receive_data(self, data: bytes) -> list[h2.events.Event]:
+    def receive_data(self, data: Any) -> list[h2.events.Event]:  # h2 types it as a Buffer
         try:
             events = super().receive_data(data)
         except h2.exceptions.ProtocolError as error:
@@ -110,6 +110,7 @@ _H2Base: Any = _H2Connection if _H2Connection is not None else object
 class GuardedH2Connection(_H2Base):
     """Twisted's HTTP/2 connection behind a `FrameGuard`, hanging up after any end."""
 
+    conn: _WatchedConnection
     _closing: Any = None
     _lost = False
 
