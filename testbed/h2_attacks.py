@@ -16,7 +16,25 @@ from dataclasses import dataclass
 
 import hpack
 
-__all__ = ["ATTACKS", "Outcome", "flood", "frame", "request_block", "PREFACE"]
+__all__ = [
+    "ATTACKS",
+    "Outcome",
+    "flood",
+    "frame",
+    "request_block",
+    "PREFACE",
+    "DATA",
+    "HEADERS",
+    "PRIORITY",
+    "RST_STREAM",
+    "SETTINGS",
+    "PING",
+    "GOAWAY",
+    "WINDOW_UPDATE",
+    "CONTINUATION",
+    "END_STREAM",
+    "END_HEADERS",
+]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 2, 3, 4, 6, 7, 8, 9
@@ -53,6 +71,24 @@ ATTACKS: dict[str, tuple[bytes, bytes]] = {
     "window_update": (_OPEN + _STREAM, frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) * 1000),
     "empty_data": (_OPEN + _UPLOAD, frame(DATA, 0, 1) * 1000),
     "rst_stream": (_OPEN + _STREAM, frame(RST_STREAM, 0, 1, struct.pack(">I", 8)) * 1000),
+    # What costs the server more per frame than it seems to.
+    "settings_entries": (
+        _OPEN + _STREAM,  # h2 kept every setting, known or not
+        frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", 0x100 + n, n) for n in range(2730))),
+    ),
+    "padded_data": (_OPEN + _UPLOAD, frame(DATA, 0x8, 1, b"\x00") * 1000),  # DATA of padding only
+    "data_on_a_closed_stream": (
+        _OPEN + frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block("GET", "/healthz")),
+        frame(DATA, 0, 1, b"x") * 1000,
+    ),  # each answered with RST_STREAM
+    "rapid_reset": (
+        _OPEN,
+        b"".join(
+            frame(HEADERS, END_HEADERS | END_STREAM, n, request_block("GET", "/events/r"))
+            + frame(RST_STREAM, 0, n, struct.pack(">I", 8))
+            for n in range(1, 1001, 2)
+        ),
+    ),
 }
 
 

@@ -191,3 +191,27 @@ def test_httpx_and_curl_over_twenty_streams_stay_far_below_the_budget(tmp_path):
         assert _cuts(server.port) == {}
     finally:
         server.stop()
+
+
+def test_requests_reset_in_the_same_read_leave_the_connection_serving(server):
+    """A request and its reset sent together (a client cancelling at once, a dozen times) raise nothing:
+    the connection's open stream still gets its events and a later request its answer."""
+    before = len(server.daemon.log())
+    client = H2Client(server.tls_port, str(server.ca_pem))
+    listening = client.request("GET", "/events/together")
+    client.run_until(lambda: client.streams[listening].status == 200)
+    pairs = [("/healthz", "/healthz"), ("/events/together", "/events/other")] * 6
+    for cancelled, kept in pairs:
+        first = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(first, [(":method", "GET"), (":path", cancelled), (":scheme", "https"),
+                                         (":authority", "localhost")], end_stream=True)  # fmt: skip
+        client.conn.reset_stream(first)
+        client.streams[first] = type(client.streams[listening])()
+        second = client.request("GET", kept)  # sent with the two frames before it: one write
+        client.run_until(lambda second=second: client.streams[second].status == 200)
+    event_id = server.publish("together", b"still here")
+    client.run_until(lambda: any(e.last_event_id == event_id for e in client.streams[listening].events()))
+    assert client.goaway is None and not client.closed
+    client.close()
+    log = server.daemon.log()[before:]
+    assert "Traceback" not in log and "Unhandled" not in log and "cutting an HTTP/2 client" not in log

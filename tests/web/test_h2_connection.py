@@ -6,6 +6,7 @@ import inspect
 import struct
 
 import h2.events
+import h2.exceptions
 import pytest
 from twisted.logger import globalLogPublisher
 
@@ -14,12 +15,24 @@ from tests.http_harness import Harness
 from tests.web.test_connection import _connect, _get, _h2_client
 from twisted_sse.web._connection import HANG_UP_GRACE
 from twisted_sse.web._h2_connection import GuardedH2Connection, _h2_connection_class
+from twisted_sse.web._h2_frames import ControlBudget
 
 
 def _server_said(client, transport) -> list[h2.events.Event]:
     events = client.receive_data(transport.value())
     transport.clear()
     return events
+
+
+def _raw_goaway(data: bytes) -> int | None:
+    """The error code of the GOAWAY frame among the frames the server wrote."""
+    offset, code = 0, None
+    while offset + 9 <= len(data):
+        length = int.from_bytes(data[offset : offset + 3], "big")
+        if data[offset + 3] == 0x7:
+            code = int.from_bytes(data[offset + 13 : offset + 17], "big")
+        offset += 9 + length
+    return code
 
 
 def _goaway(events) -> int | None:
@@ -119,21 +132,98 @@ def test_a_client_within_the_budget_for_hours_is_never_cut():
     assert harness.site.counters.http2_cuts == {}
 
 
-def test_twisteds_bound_on_stream_resets_counts_as_a_control_flood(h2_connection):
-    """Rapid reset: streams opened and reset, which earn what they cost, end at Twisted's own bound (1,000)."""
-    harness, connection, transport, client = h2_connection
-    connection.dataReceived(client.data_to_send())
+def _request_block(path: str) -> bytes:
+    """A HEADERS frame's payload for GET `path`, as the h2 library encodes it."""
     request = _h2_client()
-    request.send_headers(1, [(":method", "GET"), (":path", "/nowhere"), (":scheme", "https"),
-                             (":authority", "localhost")])  # fmt: skip
+    request.send_headers(1, [(":method", "GET"), (":path", path), (":scheme", "https"), (":authority", "localhost")])
     block = request.data_to_send()[len(_h2_client().data_to_send()) :]
-    headers = block[9 : 9 + int.from_bytes(block[:3], "big")]
-    for stream_id in range(1, 2 * 1100, 2):
+    return block[9 : 9 + int.from_bytes(block[:3], "big")]
+
+
+def _rapid_reset(connection, transport, pairs: int) -> int:
+    """Streams opened and reset, a pair per read, until the connection is cut: the last stream id sent."""
+    headers = _request_block("/nowhere")
+    for stream_id in range(1, 2 * pairs, 2):
         connection.dataReceived(frame(HEADERS, 0x4, stream_id, headers) + frame(RST_STREAM, 0, stream_id, bytes(4)))
         if transport.disconnecting:
             break
-    assert _goaway(_server_said(client, transport)) == 11
-    assert harness.site.counters.http2_cuts == {"control_flood": 1} and stream_id < 2 * 1010
+    return stream_id
+
+
+def test_rapid_reset_is_cut_by_the_budget(h2_connection):
+    """Streams opened and reset at once lose a token a pair: cut at about 200 pairs, ENHANCE_YOUR_CALM."""
+    harness, connection, transport, client = h2_connection
+    connection.dataReceived(client.data_to_send())
+    last = _rapid_reset(connection, transport, 1100)
+    assert _raw_goaway(transport.value()) == 11
+    assert harness.site.counters.http2_cuts == {"control_flood": 1} and 2 * 190 < last < 2 * 210
+
+
+def test_twisteds_own_bound_on_stream_resets_counts_as_a_control_flood(h2_connection):
+    """Past a budget that would allow them, Twisted's bound (1,000 resets) still cuts, and it is counted."""
+    harness, connection, transport, client = h2_connection
+    connection.dataReceived(client.data_to_send())
+    connection.channel._guard.budget = ControlBudget(0.0, burst=10**6)
+    last = _rapid_reset(connection, transport, 1100)
+    assert _raw_goaway(transport.value()) == 11
+    assert harness.site.counters.http2_cuts == {"control_flood": 1} and 2 * 990 < last < 2 * 1010
+
+
+def test_a_request_and_its_reset_in_one_read_break_nothing(h2_connection):
+    """h2 is handed one frame at a time: a stream answered, reset and followed by another in one read raises
+    nothing (Twisted used to write to a stream h2 had already closed), and the next stream is answered."""
+    harness, connection, transport, client = h2_connection
+    first = _get(client, "/healthz")
+    client.reset_stream(first)
+    second = _get(client, "/healthz")
+    connection.dataReceived(client.data_to_send())  # one read: HEADERS, RST_STREAM, HEADERS
+    for _ in range(5):
+        harness.clock.advance(0)
+    events = _server_said(client, transport)
+    answered = {e.stream_id: dict(e.headers)[":status"] for e in events if isinstance(e, h2.events.ResponseReceived)}
+    assert answered == {second: "200"} and not transport.disconnecting
+    assert harness.site.counters.http2_cuts == {}
+
+
+def test_priority_for_a_thousand_streams_never_opened_is_cut_not_raised(h2_connection):
+    """Twisted's priority tree holds 1,000 streams and raises past it: that is a control flood, with GOAWAY."""
+    harness, connection, transport, client = h2_connection
+    connection.dataReceived(client.data_to_send())
+    connection.channel._guard.budget = ControlBudget(0.0, burst=10**6)
+    priorities = b"".join(frame(2, 0, n, struct.pack(">IB", 0, 15)) for n in range(1, 2 * 1100, 2))
+    connection.dataReceived(priorities)
+    assert _goaway(_server_said(client, transport)) == 11 and transport.disconnecting
+    assert harness.site.counters.http2_cuts == {"control_flood": 1}
+
+
+def test_a_sending_loop_that_breaks_cuts_the_connection(h2_connection):
+    """Should Twisted's sending loop raise, the connection is cut (GOAWAY INTERNAL_ERROR), not left unsent."""
+    harness, connection, transport, client = h2_connection
+    _get(client, "/healthz")
+    connection.dataReceived(client.data_to_send())
+
+    def broken(*args, **kwargs):
+        raise h2.exceptions.StreamClosedError(1)
+
+    connection.channel.conn.send_data = broken
+    harness.clock.advance(0)
+    assert _goaway(_server_said(client, transport)) == 2 and transport.disconnecting
+    assert harness.site.counters.http2_cuts == {"protocol_error": 1}
+
+
+def test_a_header_list_past_16_kib_is_a_control_flood(h2_connection):
+    """Header lists as large as HTTP/1.1 takes: past 16 KiB decoded, GOAWAY ENHANCE_YOUR_CALM."""
+    harness, connection, transport, client = h2_connection
+    client.send_headers(1, [(":method", "GET"), (":path", "/healthz"), (":scheme", "https"),
+                            (":authority", "x"), *[("x-big", "y" * 1000)] * 17], end_stream=True)  # fmt: skip
+    connection.dataReceived(client.data_to_send())
+    assert _raw_goaway(transport.value()) == 11
+    assert harness.site.counters.http2_cuts == {"control_flood": 1}
+    small = _h2_client()
+    _get(small, "/healthz")
+    other, other_transport = _connect(harness, b"h2")
+    other.dataReceived(small.data_to_send())
+    assert not other_transport.disconnecting
 
 
 def test_a_client_that_says_goodbye_is_hung_up_on_and_not_counted(h2_connection):

@@ -10,7 +10,18 @@ import h2.events
 from hypothesis import given
 from hypothesis import strategies as st
 
-from testbed.h2_attacks import ATTACKS, CONTINUATION, DATA, HEADERS, PING, PREFACE, SETTINGS, WINDOW_UPDATE, frame
+from testbed.h2_attacks import (
+    ATTACKS,
+    CONTINUATION,
+    DATA,
+    HEADERS,
+    PING,
+    PREFACE,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    frame,
+)
 from twisted_sse.web._h2_frames import CONTROL_FLOOD, PROTOCOL_ERROR, ControlBudget, Cut, FrameGuard
 
 _OPEN = PREFACE + frame(SETTINGS, 0, 0)
@@ -43,7 +54,7 @@ def test_a_frame_header_split_across_reads_is_read_whole():
 
 @given(st.lists(st.integers(1, 64), min_size=1, max_size=40), st.sampled_from(sorted(ATTACKS)))
 def test_the_verdict_does_not_depend_on_how_the_bytes_are_split(sizes, attack):
-    """Every attack gets the same cut whatever the reads' sizes; so does a long legitimate exchange (none)."""
+    """Every attack gets the same cut whatever the reads' sizes."""
     opening, chunk = ATTACKS[attack]
     data = opening + chunk * 6
     whole = _guard().feed(data, 0.0)
@@ -109,16 +120,67 @@ def test_a_clock_that_steps_back_drains_nothing():
 
 
 def test_every_kind_of_control_frame_costs_and_requests_and_their_data_do_not():
-    """PING, SETTINGS, PRIORITY, RST_STREAM, WINDOW_UPDATE, empty DATA, CONTINUATION, trailers and unknown types
-    cost one each; a HEADERS that opens a stream and DATA with bytes cost nothing."""
+    """PING, SETTINGS, PRIORITY, RST_STREAM, WINDOW_UPDATE, DATA under 1 KiB (empty, padding only, a byte),
+    CONTINUATION, trailers and unknown types cost one each; a HEADERS that opens a stream and DATA of 1 KiB or
+    more cost nothing."""
     guard = _guard(burst=1000, per_stream=0)
-    costly = [frame(kind, 0, 1, bytes(8)) for kind in (2, 3, 4, 6, 8, 0x77)]
-    costly += [frame(DATA, 0, 1), frame(HEADERS, 0, 1, b"x") + frame(CONTINUATION, 0x4, 1, b"y")]
-    assert guard.feed(PREFACE + frame(HEADERS, 0x4, 1, b"x") + frame(DATA, 0, 1, bytes(100)), 0.0) is None
+    costly = [frame(kind, 0, 1, bytes(6)) for kind in (2, 3, 4, 6, 8, 0x77)]
+    costly += [frame(DATA, 0, 1), frame(DATA, 0x8, 1, b"\x00"), frame(DATA, 0, 1, bytes(1023))]
+    costly += [frame(HEADERS, 0, 1, b"x") + frame(CONTINUATION, 0x4, 1, b"y")]
+    assert guard.feed(PREFACE + frame(HEADERS, 0x4, 1, b"x") + frame(DATA, 0, 1, bytes(1024)), 0.0) is None
     assert guard.budget.spent == 0
     assert guard.feed(b"".join(costly), 0.0) is None
-    # Six kinds, an empty DATA, and trailers: a HEADERS on stream 1 again, and its CONTINUATION.
-    assert guard.budget.spent == 9
+    # Six kinds, three small DATA, and trailers: a HEADERS on stream 1 again, and its CONTINUATION.
+    assert guard.budget.spent == 11
+
+
+def test_a_settings_frame_costs_one_per_entry_and_entries_are_bounded_in_all():
+    """h2 keeps every setting it is sent: a frame of 2,730 entries is cut at once, and 128 entries in all is
+    the most a connection may send (a real client sends fewer than ten)."""
+    entries = b"".join(struct.pack(">HI", 0x100 + n, n) for n in range(2730))
+    cut = _guard().feed(PREFACE + frame(SETTINGS, 0, 0, entries), 0.0)
+    assert cut is not None and cut.reason == CONTROL_FLOOD and "SETTINGS entries" in cut.message
+    guard = _guard(burst=100, per_second=0)
+    assert guard.feed(PREFACE + frame(SETTINGS, 0, 0, entries[: 6 * 60]), 0.0) is None
+    assert guard.budget.tokens == 40
+    cut = guard.feed(frame(SETTINGS, 0, 0, entries[: 6 * 41]), 0.0)
+    assert cut is not None and "past the budget" in cut.message
+    guard = _guard(burst=1000, per_second=1000)
+    for second in range(16):
+        assert guard.feed((b"" if second else PREFACE) + frame(SETTINGS, 0, 0, entries[:48]), float(second)) is None
+    assert guard.feed(frame(SETTINGS, 0, 0, entries[:6]), 20.0) is not None
+
+
+def test_streams_opened_and_reset_at_once_lose_a_token_a_pair():
+    """Rapid reset: what opening a stream earned, its reset takes back; 200 pairs exhaust the budget, while
+    a page that closes its 20 streams spends 20."""
+    ping_free = frame(HEADERS, 0x5, 1, b"x")
+    guard, cut, pairs = _guard(per_second=0), None, 0
+    assert guard.feed(PREFACE, 0.0) is None
+    for stream_id in range(1, 1000, 2):
+        cut = guard.feed(frame(HEADERS, 0x5, stream_id, b"x") + frame(RST_STREAM, 0, stream_id, bytes(4)), 0.0)
+        if cut is not None:
+            break
+        pairs += 1
+    assert cut is not None and 195 <= pairs <= 205, pairs
+    guard = _guard(per_second=0)
+    opened = b"".join(frame(HEADERS, 0x5, n, b"x") for n in range(1, 40, 2))
+    assert guard.feed(PREFACE + ping_free[:0] + opened, 0.0) is None
+    assert guard.feed(b"".join(frame(RST_STREAM, 0, n, bytes(4)) for n in range(1, 40, 2)), 0.0) is None
+    assert guard.budget.tokens == 180
+
+
+def test_the_guard_says_where_each_frame_ends():
+    """`ends` holds the offset after the preface and after each frame complete in this read, also for frames
+    that began in an earlier one."""
+    guard = _guard()
+    first = PREFACE + frame(SETTINGS, 0, 0) + frame(PING, 0, 0, bytes(8))
+    assert guard.feed(first + frame(PING, 0, 0, bytes(8))[:12], 0.0) is None
+    assert guard.ends == [24, 33, 50]
+    assert guard.feed(frame(PING, 0, 0, bytes(8))[12:] + frame(DATA, 0, 1, bytes(2000))[:5], 0.0) is None
+    assert guard.ends == [5]
+    assert guard.feed(frame(DATA, 0, 1, bytes(2000))[5:1000], 0.0) is None and guard.ends == []
+    assert guard.feed(frame(DATA, 0, 1, bytes(2000))[1000:], 0.0) is None and guard.ends == [1009]
 
 
 def test_opening_a_stream_earns_control_frames():

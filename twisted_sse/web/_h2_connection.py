@@ -28,12 +28,15 @@ and calls `loseConnection`.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Protocol
 
 import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
+import priority
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
@@ -45,6 +48,9 @@ from twisted_sse.web._h2_frames import CONTROL_FLOOD, PROTOCOL_ERROR, ControlBud
 __all__ = ["GuardedH2Connection", "Hangs", "http2_available"]
 
 _log = Logger()
+
+MAX_HEADER_LIST_SIZE = 16384
+"""The largest header list a request may carry, decoded (as over HTTP/1.1)."""
 
 
 def _h2_connection_class() -> Any:
@@ -117,6 +123,12 @@ class GuardedH2Connection(_H2Base):
     def __init__(self, connection: Hangs, reactor: Any) -> None:
         super().__init__(reactor)
         self.conn = _WatchedConnection(config=self.conn.config)
+        # Header lists as large as HTTP/1.1 allows (16 KiB), not h2's 64 KiB: each header costs decoding.
+        self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+        })  # fmt: skip
+        self.conn.decoder.max_header_list_size = MAX_HEADER_LIST_SIZE
         self._connection = connection
         self._clock = reactor
         self._guard = FrameGuard(ControlBudget(reactor.seconds()), max_frame_size=self.conn.max_inbound_frame_size)
@@ -131,24 +143,57 @@ class GuardedH2Connection(_H2Base):
         self.transport.registerProducer(self, True)
 
     def dataReceived(self, data: bytes) -> None:
-        cut = self._guard.feed(data, self._clock.seconds())
+        guard = self._guard
+        cut = guard.feed(data, self._clock.seconds())
         if cut is not None:
             self._cut(cut)
             return
-        conn: _WatchedConnection = self.conn
+        start = 0
+        for end in guard.ends:  # h2 gets one frame at a time
+            if end > start and not self._receive(data[start:end] if start or end < len(data) else data):
+                return
+            start = end
+        if start < len(data):
+            self._receive(data[start:])  # the start of a frame that the next read completes
+
+    def _receive(self, data: bytes) -> bool:
+        """Hand `data` (one frame, or the start of one) to Twisted and h2; False once the connection ended."""
+        conn = self.conn
         ended_before = conn.ended
-        super().dataReceived(data)
-        if not conn.ended or ended_before:
-            if ended_before:
-                self._connection.hang_up()  # what a client sent after our GOAWAY
-            return
-        if conn.error is not None:  # h2 raised; Twisted wrote its GOAWAY
+        try:
+            super().dataReceived(data)
+        except Exception as error:  # Twisted's HTTP/2 (or the resource under it) broke on what the client sent
+            self._cut(_unexpected(error))
+            return False
+        if not conn.ended:
+            return True
+        if ended_before:
+            self._connection.hang_up()  # what a client sent after our GOAWAY
+        elif conn.error is not None:  # h2 raised; Twisted wrote its GOAWAY
             message = ascii(f"{type(conn.error).__name__}: {conn.error}")[1:-1][:200]  # it may quote the client
-            self._cut(Cut(PROTOCOL_ERROR, int(conn.error.error_code), message), goaway_written=True)
+            # h2's DenialOfServiceError: a header list past MAX_HEADER_LIST_SIZE, say.
+            reason = CONTROL_FLOOD if isinstance(conn.error, h2.exceptions.DenialOfServiceError) else PROTOCOL_ERROR
+            self._cut(Cut(reason, int(conn.error.error_code), message), goaway_written=True)
         elif conn.goaway_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM:  # Twisted's bound on stream resets
             self._cut(Cut(CONTROL_FLOOD, conn.goaway_code, "too many stream resets"), goaway_written=True)
         else:
             self._connection.hang_up()  # the client said goodbye
+        return False
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any, streamID: int) -> None:
+        """As Twisted's, which drops the headers of a stream the client closed, also for one h2 has forgotten."""
+        try:
+            super().writeHeaders(version, code, reason, headers, streamID)
+        except h2.exceptions.StreamIDTooLowError:
+            return
+
+    def _sendPrioritisedData(self, *args: Any) -> None:
+        """Twisted's sending loop (it runs from the reactor): if it breaks, the connection is cut, not left
+        with streams that would never be written to again."""
+        try:
+            super()._sendPrioritisedData(*args)
+        except Exception as error:
+            self._cut(_unexpected(error))
 
     def writeDataToStream(self, streamID: int, data: bytes) -> None:
         self._guard.budget.data_sent(len(data))
@@ -162,8 +207,9 @@ class GuardedH2Connection(_H2Base):
             _log.info("cutting an HTTP/2 client {peer}: {message} ({reason})", peer=_peer(self.transport),
                       message=cut.message, reason=cut.reason)  # fmt: skip
         if not goaway_written and not self._lost:
-            self.conn.close_connection(error_code=cut.code)
-            self.transport.write(self.conn.data_to_send())
+            with suppress(h2.exceptions.ProtocolError):
+                self.conn.close_connection(error_code=cut.code)
+                self.transport.write(self.conn.data_to_send())
         if not self._lost:
             self.connectionLost(Failure(ConnectionLost(f"HTTP/2 {cut.reason}")))
         self._connection.hang_up()
@@ -202,6 +248,14 @@ class GuardedH2Connection(_H2Base):
         if self._closing is not None and self._closing.active():
             self._closing.cancel()
         super().connectionLost(reason, _cancelTimeouts)
+
+
+def _unexpected(error: Exception) -> Cut:
+    """Why a connection is cut whose HTTP/2 handling raised `error` (a bug we have not met yet, or this)."""
+    if isinstance(error, priority.TooManyStreamsError):  # PRIORITY frames for a thousand streams never opened
+        return Cut(CONTROL_FLOOD, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "PRIORITY frames for too many streams")
+    message = ascii(f"{type(error).__name__}: {error}")[1:-1][:200]
+    return Cut(PROTOCOL_ERROR, h2.errors.ErrorCodes.INTERNAL_ERROR, message)
 
 
 def _peer(transport: Any) -> str:
