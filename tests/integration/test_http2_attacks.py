@@ -174,16 +174,21 @@ def test_httpx_and_curl_over_twenty_streams_stay_far_below_the_budget(tmp_path):
                 await asyncio.gather(*readers)
 
         asyncio.run(with_httpx())
-        argv = ["curl", "-sN", "--http2", "--parallel", "--parallel-max", "20", "--max-time", "4",
+        argv = ["curl", "-sN", "--http2", "--parallel", "--parallel-max", "20", "--max-time", "60",
                 "--cacert", str(server.ca_pem)]  # fmt: skip
-        for n in range(20):
-            argv += ["-o", str(tmp_path / f"curl{n}.out"), server.url("tls", "/events/real")]
+        outs = [tmp_path / f"curl{n}.out" for n in range(20)]
+        for out in outs:
+            argv += ["-o", str(out), server.url("tls", "/events/real")]
         curl = subprocess.Popen(argv)
-        wait_until(lambda: health(server.port)["streams"] == 20, timeout=10)
-        for n in range(20):
-            server.publish("real", b"y" * 5000 + b"%d" % n)
-        curl.wait(timeout=20)
-        assert all(b"y" * 5000 + b"19" in (tmp_path / f"curl{n}.out").read_bytes() for n in range(20))
+        try:
+            wait_until(lambda: health(server.port)["streams"] == 20, timeout=20)
+            for n in range(20):
+                server.publish("real", b"y" * 5000 + b"%d" % n)
+            wait_until(lambda: all(out.exists() and b"y" * 5000 + b"19" in out.read_bytes() for out in outs),
+                       timeout=20)  # fmt: skip
+        finally:
+            curl.terminate()  # its streams would last for ever: it leaves, and the daemon logs the connection
+            curl.wait(timeout=10)
         wait_until(lambda: len(_budget_used_per_connection(server.daemon.log())) >= 2, timeout=10)
         connections = _budget_used_per_connection(server.daemon.log())
         assert min(streams for streams, _, _ in connections) >= 20, connections
