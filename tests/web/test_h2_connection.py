@@ -61,6 +61,10 @@ def test_twisted_internals_the_guarded_connection_relies_on_are_there():
     h2_class = _h2_connection_class()
     assert list(inspect.signature(h2_class.writeDataToStream).parameters) == ["self", "streamID", "data"]
     assert callable(h2_class.timeoutConnection) and callable(h2_class.dataReceived)
+    assert list(inspect.signature(h2_class.writeHeaders).parameters) == ["self", "version", "code", "reason",
+                                                                         "headers", "streamID"]  # fmt: skip
+    assert list(inspect.signature(h2_class._sendPrioritisedData).parameters) == ["self", "args"]
+    assert list(inspect.signature(h2_class._tryToWriteControlData).parameters) == ["self"]
     connection = h2_class(reactor=Harness().clock)
     assert connection.conn.config.client_side is False and connection.conn.max_inbound_frame_size == 16384
 
@@ -272,3 +276,16 @@ def test_a_guarded_connection_is_its_transports_producer(h2_connection):
     _, connection, transport, _ = h2_connection
     connection.dataReceived(_h2_client().data_to_send())
     assert isinstance(connection.channel, GuardedH2Connection) and transport.producer is connection.channel
+
+
+def test_a_client_that_never_reads_its_ping_answers_is_aborted_and_counted(h2_connection):
+    """Transport full (producer paused): Twisted keeps at most 17 KiB of answers, then aborts; a control flood."""
+    harness, connection, transport, client = h2_connection
+    connection.dataReceived(client.data_to_send())
+    connection.channel._guard.budget = ControlBudget(0.0, burst=10**6)
+    connection.channel.pauseProducing()  # what the transport does when the client stops reading
+    connection.dataReceived(frame(PING, 0, 0, bytes(8)) * 2000)
+    assert transport.disconnected and harness.site.counters.http2_cuts == {"control_flood": 1}
+    handed = _read_no_more(connection)
+    connection.dataReceived(frame(PING, 0, 0, bytes(8)))
+    assert handed == []

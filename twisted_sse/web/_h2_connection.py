@@ -18,12 +18,13 @@
   finish, then GOAWAY.
 
 What this module relies on about Twisted's private `twisted.web._http2` (checked on
-Twisted 26.x, which setup.py pins; tests/web/test_connection.py fails if it changes):
+Twisted 26.x, which setup.py pins; tests/web/test_h2_connection.py fails if it changes):
 `H2Connection(reactor)`, its `conn` (the h2 connection, replaced here by a subclass that
 remembers how it ended), `streams`, `connectionLost(reason, _cancelTimeouts)`,
-`timeoutConnection`, and `writeDataToStream(streamID, data)`, which its streams call with
-every piece of response data. On a protocol error its `dataReceived` writes h2's GOAWAY
-and calls `loseConnection`.
+`timeoutConnection`, `writeHeaders`, `writeDataToStream(streamID, data)` (its streams
+call it with every piece of response data), `_sendPrioritisedData` (its sending loop)
+and `_tryToWriteControlData` (False once it aborted a client that doesn't read). On a
+protocol error its `dataReceived` writes h2's GOAWAY and calls `loseConnection`.
 """
 
 from __future__ import annotations
@@ -150,10 +151,12 @@ class GuardedH2Connection(_H2Base):
             return
         start = 0
         for end in guard.ends:  # h2 gets one frame at a time
+            if self._lost:
+                return  # Twisted ended the connection itself (a client that doesn't read its answers)
             if end > start and not self._receive(data[start:end] if start or end < len(data) else data):
                 return
             start = end
-        if start < len(data):
+        if start < len(data) and not self._lost:
             self._receive(data[start:])  # the start of a frame that the next read completes
 
     def _receive(self, data: bytes) -> bool:
@@ -186,6 +189,16 @@ class GuardedH2Connection(_H2Base):
             super().writeHeaders(version, code, reason, headers, streamID)
         except h2.exceptions.StreamIDTooLowError:
             return
+
+    def _tryToWriteControlData(self) -> bool:
+        """Twisted's, which aborts a client that leaves more than 17 KiB of control frames unread (and logs
+        it): counted here as a control flood."""
+        lost_before = self._lost
+        still_open: bool = super()._tryToWriteControlData()
+        if not still_open and not lost_before:
+            self.site.counters.http2_cut(CONTROL_FLOOD)
+            self._connection.hang_up()
+        return still_open
 
     def _sendPrioritisedData(self, *args: Any) -> None:
         """Twisted's sending loop (it runs from the reactor): if it breaks, the connection is cut, not left
