@@ -161,10 +161,7 @@ class HTTPConnection(Protocol):
         self._hung_up = True
         self._held = None
         self.disarm()
-        if self.channel is not None:  # a channel registers itself as the transport's producer
-            close_without_reading(self.transport)
-        else:
-            self.transport.loseConnection()  # type: ignore[union-attr]
+        close_without_reading(self.transport)  # a channel (only channels hang up) is the transport's producer
         self._deadline = self.callLater(HANG_UP_GRACE, abort, self.transport)
 
     @property

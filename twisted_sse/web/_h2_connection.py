@@ -153,7 +153,7 @@ class GuardedH2Connection(_H2Base):
         for end in guard.ends:  # h2 gets one frame at a time
             if self._lost:
                 return  # Twisted ended the connection itself (a client that doesn't read its answers)
-            if end > start and not self._receive(data[start:end] if start or end < len(data) else data):
+            if end > start and not self._receive(data[start:end]):
                 return
             start = end
         if start < len(data) and not self._lost:
@@ -173,10 +173,9 @@ class GuardedH2Connection(_H2Base):
         if ended_before:
             self._connection.hang_up()  # what a client sent after our GOAWAY
         elif conn.error is not None:  # h2 raised; Twisted wrote its GOAWAY
-            message = ascii(f"{type(conn.error).__name__}: {conn.error}")[1:-1][:200]  # it may quote the client
             # h2's DenialOfServiceError: a header list past MAX_HEADER_LIST_SIZE, say.
             reason = CONTROL_FLOOD if isinstance(conn.error, h2.exceptions.DenialOfServiceError) else PROTOCOL_ERROR
-            self._cut(Cut(reason, int(conn.error.error_code), message), goaway_written=True)
+            self._cut(Cut(reason, int(conn.error.error_code), _described(conn.error)), goaway_written=True)
         elif conn.goaway_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM:  # Twisted's bound on stream resets
             self._cut(Cut(CONTROL_FLOOD, conn.goaway_code, "too many stream resets"), goaway_written=True)
         else:
@@ -267,8 +266,12 @@ def _unexpected(error: Exception) -> Cut:
     """Why a connection is cut whose HTTP/2 handling raised `error` (a bug we have not met yet, or this)."""
     if isinstance(error, priority.TooManyStreamsError):  # PRIORITY frames for a thousand streams never opened
         return Cut(CONTROL_FLOOD, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "PRIORITY frames for too many streams")
-    message = ascii(f"{type(error).__name__}: {error}")[1:-1][:200]
-    return Cut(PROTOCOL_ERROR, h2.errors.ErrorCodes.INTERNAL_ERROR, message)
+    return Cut(PROTOCOL_ERROR, h2.errors.ErrorCodes.INTERNAL_ERROR, _described(error))
+
+
+def _described(error: Exception) -> str:
+    """`error` in one printable line for the log (its message may quote the client's bytes)."""
+    return ascii(f"{type(error).__name__}: {error}")[1:-1][:200]
 
 
 def _peer(transport: Any) -> str:
